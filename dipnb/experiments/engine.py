@@ -1,0 +1,436 @@
+"""Named experiments: a frozen config dataclass -> a result, computed once and cached on disk.
+
+Every chapter's computation is registered here with :func:`experiment`. :func:`run` resolves the
+profile (``quick`` for a CPU, ``paper`` for the paper's sizes on a GPU), fills the config from the
+profile's values and the caller's overrides, validates it before anything is computed, and
+either loads the stored result or computes and stores it. :func:`sweep` does the same for a grid
+of configs and hands the missing ones to any :class:`concurrent.futures.Executor`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import sys
+import time
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..errors import ConfigError
+from ..runtime import describe_device, pick_device
+from .cache import ResultStore, config_key
+
+__all__ = [
+    "ENGINE_VERSION",
+    "PROFILES",
+    "Experiment",
+    "Context",
+    "Result",
+    "experiment",
+    "get",
+    "names",
+    "resolve_profile",
+    "make_config",
+    "run",
+    "run_config",
+    "sweep",
+]
+
+# Bump the suffix when a change of the engine changes what a stored result means.
+ENGINE_VERSION = f"{__version__}+r1"
+PROFILES = ("quick", "paper")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment. ``func(cfg, ctx) -> dict`` computes the result's data."""
+
+    name: str
+    config: type
+    func: Callable[[Any, Context], dict]
+    profiles: Mapping[str, Mapping[str, Any]]
+    summary: Callable[[dict, Any], dict] | None
+    description: str
+
+    def parameters(self) -> list[tuple[str, str, Any, str]]:
+        """``(name, type, default, comment)`` for every config field."""
+        hints = typing.get_type_hints(self.config)
+        out = []
+        comments = _field_comments(self.config)
+        for f in fields(self.config):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out.append((f.name, _type_name(hints[f.name]), default, comments.get(f.name, "")))
+        return out
+
+
+@dataclass
+class Context:
+    """What an experiment function may use besides its config."""
+
+    name: str
+    profile: str
+    device: torch.device
+    progress: bool
+    store: ResultStore
+    key: str
+    use_cache: bool = True
+
+    @property
+    def checkpoint(self) -> Path:
+        """A file where this run's fit may keep resumable state (see :func:`dipnb.fit.fit`)."""
+        return self.store.checkpoint_path(self.name, self.key)
+
+    def fit_kwargs(self, description: str | None = None) -> dict:
+        """Keyword arguments for :func:`dipnb.fit.fit`: device, progress, checkpoint, label."""
+        return {
+            "device": self.device,
+            "progress": self.progress,
+            "checkpoint": self.checkpoint,
+            "description": description or self.name,
+        }
+
+    def run(self, name: str, **overrides) -> Result:
+        """Run (or load) another experiment with this context's profile, device and cache."""
+        return run(
+            name, profile=self.profile, device=self.device, progress=self.progress,
+            store=self.store, cache=self.use_cache, verbose=False, **overrides,
+        )
+
+
+@dataclass
+class Result:
+    """A computed or loaded result: its config, its data, and how it was made."""
+
+    name: str
+    config: Any
+    data: dict
+    meta: dict = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def profile(self) -> str:
+        return self.meta.get("profile", "?")
+
+    def summary(self) -> dict:
+        """The JSON-ready summary the command line writes (experiment-specific)."""
+        exp = get(self.name)
+        if exp.summary is not None:
+            return exp.summary(self.data, self.config)
+        return {k: v for k, v in self.data.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def experiment(
+    name: str,
+    *,
+    config: type,
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    summary: Callable[[dict, Any], dict] | None = None,
+):
+    """Register ``func(cfg, ctx) -> dict`` as the experiment ``name``.
+
+    Args:
+        config: a frozen dataclass whose every field has a default.
+        profiles: ``{"quick": {...}, "paper": {...}}`` field values per profile; a field a
+            profile does not name keeps its default.
+        summary: ``(data, cfg) -> dict`` of JSON-ready values for the command line.
+    """
+    profiles = dict(profiles or {})
+    for p, vals in profiles.items():
+        if p not in PROFILES:
+            raise ValueError(f"{name}: unknown profile {p!r}")
+        names_ = {f.name for f in fields(config)}
+        bad = set(vals) - names_
+        if bad:
+            raise ValueError(f"{name}: profile {p!r} sets unknown fields {sorted(bad)}")
+
+    def wrap(func):
+        doc = (func.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = Experiment(name, config, func, profiles, summary, doc[0] if doc else "")
+        return func
+
+    return wrap
+
+
+def get(name: str) -> Experiment:
+    """The registered experiment ``name``; :class:`ConfigError` listing the known ones if unknown."""
+    _discover()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown experiment {name!r}: known are {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def names() -> list[str]:
+    """Names of all registered experiments."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def _discover() -> None:
+    from . import _load_all
+
+    _load_all()
+
+
+def resolve_profile(profile: str | None = None) -> tuple[str, str]:
+    """Resolve ``quick`` / ``paper`` / ``auto`` (default: ``DIPNB_PROFILE``, else ``auto``).
+
+    Returns:
+        ``(profile, reason)``: the profile used and why, e.g. ``("quick", "auto: no CUDA GPU")``.
+    """
+    asked = profile or os.environ.get("DIPNB_PROFILE") or "auto"
+    if asked == "auto":
+        if torch.cuda.is_available():
+            return "paper", "auto: CUDA GPU found"
+        return "quick", "auto: no CUDA GPU"
+    if asked not in PROFILES:
+        raise ConfigError(f"unknown profile {asked!r}: allowed are quick, paper, auto")
+    return asked, "chosen" if profile else "from DIPNB_PROFILE"
+
+
+def _type_name(tp) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The ``# comment`` after each field in the dataclass's source, for ``dipnb list``."""
+    import inspect
+
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    out = {}
+    for line in src.splitlines():
+        s = line.strip()
+        if ":" in s and "#" in s and not s.startswith(("#", "def ", "class ")):
+            out[s.split(":", 1)[0].strip()] = s.split("#", 1)[1].strip()
+    return out
+
+
+def _check_type(exp_name: str, fname: str, value, tp) -> None:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if any(_matches(value, a) for a in typing.get_args(tp)):
+            return
+    elif _matches(value, tp):
+        return
+    raise ConfigError(
+        f"parameter {fname}={value!r} of experiment {exp_name!r} has the wrong type: expected {_type_name(tp)}"
+    )
+
+
+def _matches(value, tp) -> bool:
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def make_config(name: str, profile: str | None = None, **overrides):
+    """Build and validate the config of experiment ``name`` for a profile, with overrides.
+
+    Lists and tuples given for tuple fields are accepted. Unknown parameters, values of the
+    wrong type and out-of-range values raise :class:`ConfigError` naming what is allowed.
+
+    Returns:
+        ``(cfg, profile, reason)``.
+    """
+    exp = get(name)
+    prof, reason = resolve_profile(profile)
+    allowed = [f.name for f in fields(exp.config)]
+    unknown = [k for k in overrides if k not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter {unknown[0]!r} for experiment {name!r}: allowed are {', '.join(allowed)}"
+        )
+    values = dict(exp.profiles.get(prof, {}))
+    values.update(overrides)
+    hints = typing.get_type_hints(exp.config)
+    for k, v in list(values.items()):
+        if isinstance(v, list):
+            v = values[k] = tuple(v)
+        _check_type(name, k, v, hints[k])
+    cfg = exp.config(**values)
+    return cfg, prof, reason
+
+
+def _log(msg: str) -> None:
+    print(f"dipnb: {msg}", file=sys.stdout, flush=True)
+
+
+def run_config(
+    name: str,
+    cfg,
+    *,
+    profile: str = "quick",
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    store: ResultStore | None = None,
+    cache: bool = True,
+    verbose: bool = True,
+    reason: str = "",
+) -> Result:
+    """Load or compute experiment ``name`` for an already built config (see :func:`run`)."""
+    exp = get(name)
+    store = store or ResultStore()
+    key = config_key(name, cfg, ENGINE_VERSION)
+    where = f"{name} [profile {profile}{f' ({reason})' if reason else ''}]"
+    if cache:
+        entry = store.load(name, key)
+        if entry is not None:
+            if verbose:
+                _log(f"{where}: loaded from cache")
+            return Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
+    dev = torch.device(device) if device is not None else pick_device()
+    show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
+    if verbose:
+        _log(f"{where}: computing on {describe_device(dev)}")
+    ctx = Context(name, profile, dev, show, store, key, cache)
+    t0 = time.perf_counter()
+    data = exp.func(cfg, ctx)
+    meta = {
+        "profile": profile,
+        "device": str(dev),
+        "seconds": time.perf_counter() - t0,
+        "engine": ENGINE_VERSION,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if cache:
+        store.save(name, key, {"config": asdict(cfg), "data": data, "meta": meta})
+    if verbose:
+        _log(f"{where}: done in {meta['seconds']:.1f} s")
+    return Result(name, cfg, data, meta, cached=False)
+
+
+def run(
+    name: str,
+    *,
+    profile: str | None = None,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    store: ResultStore | None = None,
+    cache: bool = True,
+    verbose: bool = True,
+    **overrides,
+) -> Result:
+    """Run experiment ``name``, or load it from the cache if this exact config was run before.
+
+    Args:
+        profile: ``"quick"``, ``"paper"`` or ``"auto"`` (default ``DIPNB_PROFILE``, else auto:
+            paper on a CUDA GPU, quick elsewhere).
+        device: where to compute (default: CUDA, then MPS, then CPU).
+        cache: read and write the result cache (``DIPNB_CACHE``).
+        **overrides: config fields to set, e.g. ``seed=3``.
+
+    Returns:
+        A :class:`Result`; ``result.data`` holds the arrays, ``result.summary()`` the headline numbers.
+    """
+    cfg, prof, reason = make_config(name, profile, **overrides)
+    return run_config(
+        name, cfg, profile=prof, device=device, progress=progress, store=store,
+        cache=cache, verbose=verbose, reason=reason,
+    )
+
+
+def _grid(grid: Mapping[str, Iterable]) -> list[dict]:
+    keys = list(grid)
+    vals = [list(grid[k]) for k in keys]
+    for k, v in zip(keys, vals, strict=True):
+        if not v:
+            raise ConfigError(f"grid parameter {k!r} has no values")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*vals)]
+
+
+def _run_in_worker(name: str, cfg, profile: str, store_root: str) -> Result:
+    # Runs in another process (or thread): one experiment, written to the shared cache.
+    return run_config(name, cfg, profile=profile, store=ResultStore(store_root), progress=False, verbose=False)
+
+
+def sweep(
+    name: str,
+    grid: Mapping[str, Iterable],
+    *,
+    profile: str | None = None,
+    executor: Executor | None = None,
+    store: ResultStore | None = None,
+    progress: bool | None = None,
+    **fixed,
+) -> list[Result]:
+    """Run ``name`` for every combination of ``grid`` (a dict of lists), with ``fixed`` values.
+
+    Every config is built and validated first, so a bad value fails before anything runs.
+    Configs already in the cache are loaded; the others run one after another in this process,
+    or on ``executor`` (any :class:`concurrent.futures.Executor`) when one is given. Each result
+    is stored as soon as it is computed, so an interrupted sweep resumes where it stopped.
+
+    Returns:
+        One :class:`Result` per combination, in grid order (first key slowest).
+    """
+    store = store or ResultStore()
+    combos = _grid(grid)
+    prof, reason = resolve_profile(profile)
+    cfgs = [make_config(name, prof, **fixed, **c)[0] for c in combos]
+    results: list[Result | None] = [None] * len(cfgs)
+    todo = []
+    for i, cfg in enumerate(cfgs):
+        entry = store.load(name, config_key(name, cfg, ENGINE_VERSION))
+        if entry is not None:
+            results[i] = Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
+        else:
+            todo.append(i)
+    _log(
+        f"{name} [profile {prof} ({reason})]: sweep of {len(cfgs)} configs, "
+        f"{len(cfgs) - len(todo)} cached, {len(todo)} to compute"
+    )
+    show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), desc=f"sweep {name}", disable=not show or not todo, leave=False) as bar:
+        if executor is None:
+            for i in todo:
+                results[i] = run_config(name, cfgs[i], profile=prof, store=store, progress=False, verbose=False)
+                bar.update(1)
+        else:
+            futures = {
+                executor.submit(_run_in_worker, name, cfgs[i], prof, str(store.root)): i for i in todo
+            }
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update(1)
+    return typing.cast(list[Result], results)

@@ -1,0 +1,33 @@
+"""Image quality metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["psnr", "mse"]
+
+
+def mse(x, ref) -> float:
+    """Mean squared error between two arrays or tensors of the same shape (intensity units squared)."""
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float64)
+    ref = torch.as_tensor(np.asarray(ref) if not torch.is_tensor(ref) else ref, dtype=torch.float64)
+    if x.shape != ref.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(ref.shape)}")
+    return float(((x - ref) ** 2).mean())
+
+
+def psnr(x, ref, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio of ``x`` against ``ref``.
+
+    Args:
+        x, ref: arrays or tensors of the same shape, intensities in [0, data_range].
+        data_range: the peak value (1.0 for images in [0, 1]).
+
+    Returns:
+        PSNR in dB, ``10 log10(data_range^2 / MSE)``; ``inf`` when the two are identical.
+    """
+    m = mse(x, ref)
+    if m == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range**2 / m))

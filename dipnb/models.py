@@ -1,0 +1,469 @@
+"""The networks of the book, one class per architecture, each sized by a config dataclass.
+
+- :class:`SkipNet`: the 2D "skip" encoder-decoder of Ulyanov et al. (2018), the Deep Image Prior.
+- :class:`FullyConnectedAE`: the same idea with fully connected layers (the paper's DIP-Linear
+  in 2D, and the fully connected twin of the 1D conv net).
+- :class:`ConvAE1d`: the 1D convolutional encoder-decoder of the paper's Sec. 3.1 (DIP-Conv).
+- :class:`ReLUNet`: a coordinate MLP mapping pixel positions to intensities (Rahaman et al. 2019).
+- :class:`UpsampleDecoder`: a small decoder whose only change of resolution is one upsampling
+  by a chosen stride, for the upsampling chapter.
+
+Every model maps a fixed input (noise, or coordinates for :class:`ReLUNet`) of shape
+``(1, C_in, *spatial)`` to an output of shape ``(1, C_out, *spatial)``. Build models with the
+``build_*`` functions, which take a ``seed`` so the initial weights are reproducible without
+touching the global random generator.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+__all__ = [
+    "SkipConfig",
+    "SkipNet",
+    "FCConfig",
+    "FullyConnectedAE",
+    "ConvAE1dConfig",
+    "ConvAE1d",
+    "ReLUNetConfig",
+    "ReLUNet",
+    "DecoderConfig",
+    "UpsampleDecoder",
+    "build_skip",
+    "build_dip_linear",
+    "build_conv1d",
+    "build_fc1d",
+    "build_relunet",
+    "build_decoder",
+    "count_parameters",
+    "seeded",
+]
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+@contextmanager
+def seeded(seed: int):
+    """Run the block with the CPU generator seeded, restoring the caller's state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def _check_positive(name: str, value, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else ">= 1"
+        raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
+
+
+def _act(negative_slope: float) -> nn.Module:
+    return nn.LeakyReLU(negative_slope, inplace=True)
+
+
+def _conv_bn_act(cin: int, cout: int, k: int, stride: int, bn: bool, slope: float, dims: int = 2):
+    conv = nn.Conv2d if dims == 2 else nn.Conv1d
+    norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    layers: list[nn.Module] = [conv(cin, cout, k, stride=stride, padding=k // 2, bias=True)]
+    if bn:
+        layers.append(norm(cout))
+    layers.append(_act(slope))
+    return layers
+
+
+# --------------------------------------------------------------------------------------------
+# The 2D skip encoder-decoder (DIP)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkipConfig:
+    in_channels: int = 3  # channels of the input noise z; the paper's code draws z shaped like the image
+    out_channels: int = 3  # channels of the image (3 RGB, 1 grayscale)
+    depth: int = 5  # number of scales; each halves the resolution, so H and W need 2**depth
+    width: int = 128  # channels at every scale, down and up (the paper's 128; its code's default was 256)
+    skip_channels: int = 4  # channels of each skip branch (0 removes the skips)
+    kernel_size: int = 3  # spatial size of the main convolutions
+    upsample_mode: str = "bilinear"  # "bilinear" (the spectral-bias experiments) or "nearest"
+    upsample_factor: int = 2  # stride of each downsampling and upsampling
+    batch_norm: bool = True  # BatchNorm after every convolution
+    negative_slope: float = 0.2  # LeakyReLU slope
+
+    def __post_init__(self):
+        for name in ("in_channels", "out_channels", "depth", "width", "kernel_size", "upsample_factor"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("skip_channels", self.skip_channels, allow_zero=True)
+        if self.upsample_mode not in UPSAMPLE_MODES:
+            raise ConfigError(
+                f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES)}"
+            )
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size must be odd (to keep the size), got {self.kernel_size}")
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this: ``upsample_factor ** depth``."""
+        return self.upsample_factor**self.depth
+
+
+class _SkipLevel(nn.Module):
+    """One scale: a skip branch at this resolution beside a deeper branch that comes back up."""
+
+    def __init__(self, cfg: SkipConfig, cin: int, deeper: nn.Module | None):
+        super().__init__()
+        w, s, k, bn, a = cfg.width, cfg.skip_channels, cfg.kernel_size, cfg.batch_norm, cfg.negative_slope
+        f = cfg.upsample_factor
+        self.skip = nn.Sequential(*_conv_bn_act(cin, s, 1, 1, bn, a)) if s > 0 else None
+        down = _conv_bn_act(cin, w, k, f, bn, a) + _conv_bn_act(w, w, k, 1, bn, a)
+        self.down = nn.Sequential(*down)
+        self.deeper = deeper
+        self.up = nn.Upsample(
+            scale_factor=f,
+            mode=cfg.upsample_mode,
+            **({"align_corners": False} if cfg.upsample_mode == "bilinear" else {}),
+        )
+        merged = s + w
+        merge: list[nn.Module] = [nn.BatchNorm2d(merged)] if bn else []
+        merge += _conv_bn_act(merged, w, k, 1, bn, a) + _conv_bn_act(w, w, 1, 1, bn, a)
+        self.merge = nn.Sequential(*merge)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(x)  # (B, w, H/f, W/f)
+        if self.deeper is not None:
+            y = self.deeper(y)  # (B, w, H/f, W/f)
+        y = self.up(y)  # (B, w, H, W)
+        if self.skip is not None:
+            y = torch.cat([self.skip(x), y], dim=1)  # (B, s + w, H, W)
+        return self.merge(y)
+
+
+class SkipNet(nn.Module):
+    """The Deep Image Prior's skip encoder-decoder (Ulyanov et al. 2018), as the paper used it.
+
+    Per scale: a strided 3x3 conv and a 3x3 conv going down, the deeper scales, an upsampling,
+    then concat with a 1x1 skip branch, BN, a 3x3 conv and a 1x1 conv. Every conv is followed
+    by BN and LeakyReLU(0.2); zero padding; a final 1x1 conv and a sigmoid give the image.
+    """
+
+    def __init__(self, cfg: SkipConfig):
+        super().__init__()
+        self.cfg = cfg
+        level: nn.Module | None = None
+        for i in reversed(range(cfg.depth)):
+            cin = cfg.in_channels if i == 0 else cfg.width
+            level = _SkipLevel(cfg, cin, level)
+        self.body = level
+        self.head = nn.Conv2d(cfg.width, cfg.out_channels, 1)
+
+    def check_input(self, height: int, width: int) -> None:
+        """Raise :class:`ConfigError` unless an image of this size can be halved ``depth`` times."""
+        m = self.cfg.size_multiple
+        if height % m or width % m:
+            raise ConfigError(
+                f"image size {height}x{width} cannot be downsampled {self.cfg.depth} times by "
+                f"{self.cfg.upsample_factor}: height and width must be multiples of {m} "
+                f"(e.g. {max(m, height - height % m)}); crop the image or lower depth"
+            )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_input(z.shape[-2], z.shape[-1])
+        return torch.sigmoid(self.head(self.body(z)))  # (B, C_out, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# Fully connected encoder-decoder (DIP-Linear in 2D, the FC twin in 1D)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FCConfig:
+    in_features: int  # number of input values (C*H*W for an image, L for a 1D signal)
+    out_features: int  # number of output values
+    width: int = 128  # units in every hidden layer (the paper's 128 or 2048; 256 in 1D)
+    depth: int = 5  # number of fully connected layers, the output layer included
+    negative_slope: float = 0.2  # LeakyReLU slope between layers
+    sigmoid: bool = True  # squash the output to [0, 1] (images) or leave it linear (1D signals)
+
+    def __post_init__(self):
+        for name in ("in_features", "out_features", "width"):
+            _check_positive(name, getattr(self, name))
+        if not isinstance(self.depth, int) or self.depth < 2:
+            raise ConfigError(f"depth must be an integer >= 2 (an encoder and a decoder layer), got {self.depth!r}")
+
+
+class FullyConnectedAE(nn.Module):
+    """An encoder-decoder whose every layer is fully connected: no convolution, no BN, no skips.
+
+    The input is flattened, passed through ``depth`` linear layers (``depth - 1`` hidden layers
+    of ``width`` units with LeakyReLU), and reshaped to the input's spatial shape with
+    ``out_channels = out_features / prod(spatial)`` channels.
+    """
+
+    def __init__(self, cfg: FCConfig):
+        super().__init__()
+        self.cfg = cfg
+        dims = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_features]
+        layers: list[nn.Module] = []
+        for i in range(cfg.depth):
+            layers.append(nn.Linear(dims[i], dims[i + 1]))
+            if i < cfg.depth - 1:
+                layers.append(_act(cfg.negative_slope))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        b, spatial = z.shape[0], z.shape[2:]
+        n = math.prod(spatial)
+        if z[0].numel() != self.cfg.in_features or self.cfg.out_features % n:
+            raise ConfigError(
+                f"input of shape {tuple(z.shape)} does not match in_features={self.cfg.in_features}"
+                f" / out_features={self.cfg.out_features}"
+            )
+        y = self.net(z.reshape(b, -1))  # (B, out_features)
+        if self.cfg.sigmoid:
+            y = torch.sigmoid(y)
+        return y.reshape(b, self.cfg.out_features // n, *spatial)
+
+
+# --------------------------------------------------------------------------------------------
+# 1D convolutional encoder-decoder (DIP-Conv of Sec. 3.1)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvAE1dConfig:
+    channels: int = 1  # channels of the signal (and of the input noise)
+    width: int = 256  # channels of every conv layer (the paper's 256)
+    depth: int = 10  # conv layers in all: depth // 2 going down, the rest going up (the paper's 10)
+    scales: int | None = None  # how many down layers halve the length (default: all depth // 2)
+    kernel_size: int = 3  # taps of each conv
+    upsample_mode: str = "nearest"  # "nearest" or "linear" before each up conv that doubles the length
+    batch_norm: bool = True  # BatchNorm after each conv
+    negative_slope: float = 0.2  # LeakyReLU slope
+
+    def __post_init__(self):
+        for name in ("channels", "width", "kernel_size"):
+            _check_positive(name, getattr(self, name))
+        if not isinstance(self.depth, int) or self.depth < 2:
+            raise ConfigError(f"depth must be an integer >= 2, got {self.depth!r}")
+        if self.scales is not None and not (isinstance(self.scales, int) and 0 <= self.scales <= self.depth // 2):
+            raise ConfigError(f"scales must be an integer in [0, depth // 2 = {self.depth // 2}], got {self.scales!r}")
+        if self.upsample_mode not in ("nearest", "linear"):
+            raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use nearest or linear")
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size must be odd, got {self.kernel_size}")
+
+    @property
+    def n_scales(self) -> int:
+        """How many times the length is halved (and doubled back)."""
+        return self.depth // 2 if self.scales is None else self.scales
+
+
+class ConvAE1d(nn.Module):
+    """A 1D conv encoder-decoder: strided convs halve the length, upsampling + conv restore it.
+
+    ``depth // 2`` conv layers go down (the first ``scales`` with stride 2), the rest go up (the
+    last ``scales`` of them after a x2 upsampling); each conv is followed by BN and LeakyReLU.
+    A final 1x1 conv maps to the signal's channels with no squashing (signals are not in [0, 1]).
+    """
+
+    def __init__(self, cfg: ConvAE1dConfig):
+        super().__init__()
+        self.cfg = cfg
+        n_down, n_up, s = cfg.depth // 2, cfg.depth - cfg.depth // 2, cfg.n_scales
+        layers: list[nn.Module] = []
+        cin = cfg.channels
+        for i in range(n_down):
+            layers += _conv_bn_act(cin, cfg.width, cfg.kernel_size, 2 if i < s else 1, cfg.batch_norm, cfg.negative_slope, dims=1)
+            cin = cfg.width
+        for i in range(n_up):
+            if i >= n_up - s:
+                layers.append(nn.Upsample(scale_factor=2, mode=cfg.upsample_mode))
+            layers += _conv_bn_act(cfg.width, cfg.width, cfg.kernel_size, 1, cfg.batch_norm, cfg.negative_slope, dims=1)
+        layers.append(nn.Conv1d(cfg.width, cfg.channels, 1))
+        self.net = nn.Sequential(*layers)
+
+    def check_input(self, length: int) -> None:
+        """Raise :class:`ConfigError` unless the length can be halved ``scales`` times."""
+        m = 2**self.cfg.n_scales
+        if length % m:
+            raise ConfigError(
+                f"signal length {length} cannot be halved {self.cfg.n_scales} times: it must be a "
+                f"multiple of {m}; change the length or lower depth/scales"
+            )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_input(z.shape[-1])
+        return self.net(z)  # (B, C, L)
+
+
+# --------------------------------------------------------------------------------------------
+# Coordinate network
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReLUNetConfig:
+    in_features: int = 2  # coordinates per pixel: (row, col)
+    out_channels: int = 3  # intensities per pixel
+    width: int = 256  # units per hidden layer (the paper's 256)
+    depth: int = 10  # linear layers, the output layer included (the paper's 10)
+
+    def __post_init__(self):
+        for name in ("in_features", "out_channels", "width"):
+            _check_positive(name, getattr(self, name))
+        if not isinstance(self.depth, int) or self.depth < 2:
+            raise ConfigError(f"depth must be an integer >= 2, got {self.depth!r}")
+
+
+class ReLUNet(nn.Module):
+    """A ReLU MLP from pixel coordinates to intensities, applied to every pixel independently.
+
+    The input is a coordinate image ``(1, 2, H, W)`` (see :func:`dipnb.data.coordinate_grid`);
+    :meth:`forward_at` evaluates a subset of pixels, for minibatch training.
+    """
+
+    def __init__(self, cfg: ReLUNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        dims = [cfg.in_features] + [cfg.width] * (cfg.depth - 1) + [cfg.out_channels]
+        layers: list[nn.Module] = []
+        for i in range(cfg.depth):
+            layers.append(nn.Linear(dims[i], dims[i + 1]))
+            layers.append(nn.ReLU(inplace=True) if i < cfg.depth - 1 else nn.Sigmoid())
+        self.net = nn.Sequential(*layers)
+
+    def forward_at(self, coords: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Predict the pixels at flat indices ``index`` of a ``(1, 2, H, W)`` coordinate image.
+
+        Returns:
+            ``(1, C, N)`` intensities in [0, 1] for the N indices.
+        """
+        pts = coords.flatten(2)[0, :, index].T  # (N, 2)
+        return self.net(pts).T[None]  # (1, C, N)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = coords.shape
+        pts = coords.permute(0, 2, 3, 1).reshape(-1, coords.shape[1])  # (B*H*W, 2)
+        return self.net(pts).reshape(b, h, w, -1).permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# A decoder with a single upsampling by a chosen stride
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    in_channels: int = 32  # channels of the low-resolution input noise
+    out_channels: int = 1  # channels of the image
+    width: int = 64  # channels of every conv
+    stride: int = 4  # the one upsampling factor; the input is (H / stride, W / stride)
+    upsample_mode: str = "bilinear"  # "nearest" or "bilinear"
+    convs_before: int = 2  # 3x3 conv-BN-LeakyReLU blocks at the low resolution
+    convs_after: int = 2  # 3x3 conv-BN-LeakyReLU blocks after the upsampling
+    negative_slope: float = 0.2  # LeakyReLU slope
+
+    def __post_init__(self):
+        for name in ("in_channels", "out_channels", "width", "stride"):
+            _check_positive(name, getattr(self, name))
+        for name in ("convs_before", "convs_after"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        if self.upsample_mode not in UPSAMPLE_MODES:
+            raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES)}")
+
+
+class UpsampleDecoder(nn.Module):
+    """Noise at ``1/stride`` of the image size -> convs -> one upsampling by ``stride`` -> convs -> sigmoid.
+
+    With a single change of resolution, the fixed smoothing kernel of the upsampling (Sec. 3.2,
+    Appendix E of the paper) is the only thing that differs between strides.
+    """
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        cin = cfg.in_channels
+        for _ in range(cfg.convs_before):
+            layers += _conv_bn_act(cin, cfg.width, 3, 1, True, cfg.negative_slope)
+            cin = cfg.width
+        layers.append(
+            nn.Upsample(
+                scale_factor=cfg.stride,
+                mode=cfg.upsample_mode,
+                **({"align_corners": False} if cfg.upsample_mode == "bilinear" else {}),
+            )
+        )
+        for _ in range(cfg.convs_after):
+            layers += _conv_bn_act(cin, cfg.width, 3, 1, True, cfg.negative_slope)
+            cin = cfg.width
+        layers += [nn.Conv2d(cin, cfg.out_channels, 1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (B, C_out, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------
+
+
+def build_skip(*, seed: int = 0, **kwargs) -> SkipNet:
+    """The DIP skip encoder-decoder (Ulyanov et al. 2018) with weights drawn from ``seed``.
+
+    Keyword arguments are the fields of :class:`SkipConfig` (depth, width, skip_channels,
+    kernel_size, upsample_mode, upsample_factor, batch_norm, ...).
+    """
+    cfg = SkipConfig(**kwargs)
+    with seeded(seed):
+        return SkipNet(cfg)
+
+
+def build_dip_linear(*, shape: tuple[int, int, int], width: int = 128, depth: int = 5, seed: int = 0) -> FullyConnectedAE:
+    """DIP-Linear: the paper's fully connected encoder-decoder for a ``(C, H, W)`` image."""
+    n = math.prod(shape)
+    with seeded(seed):
+        return FullyConnectedAE(FCConfig(n, n, width=width, depth=depth, sigmoid=True))
+
+
+def build_conv1d(*, seed: int = 0, **kwargs) -> ConvAE1d:
+    """DIP-Conv: the 1D conv encoder-decoder (fields of :class:`ConvAE1dConfig`)."""
+    cfg = ConvAE1dConfig(**kwargs)
+    with seeded(seed):
+        return ConvAE1d(cfg)
+
+
+def build_fc1d(*, length: int, channels: int = 1, width: int = 256, depth: int = 10, seed: int = 0) -> FullyConnectedAE:
+    """The fully connected twin of :func:`build_conv1d`: same depth, linear layers, linear output."""
+    if not isinstance(length, int) or length <= 0:
+        raise ConfigError(f"length must be a positive integer, got {length!r}")
+    n = length * channels
+    with seeded(seed):
+        return FullyConnectedAE(FCConfig(n, n, width=width, depth=depth, sigmoid=False))
+
+
+def build_relunet(*, seed: int = 0, **kwargs) -> ReLUNet:
+    """The coordinate ReLU network (fields of :class:`ReLUNetConfig`)."""
+    cfg = ReLUNetConfig(**kwargs)
+    with seeded(seed):
+        return ReLUNet(cfg)
+
+
+def build_decoder(*, seed: int = 0, **kwargs) -> UpsampleDecoder:
+    """The single-upsampling decoder (fields of :class:`DecoderConfig`)."""
+    cfg = DecoderConfig(**kwargs)
+    with seeded(seed):
+        return UpsampleDecoder(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
