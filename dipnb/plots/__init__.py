@@ -12,7 +12,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import spectral
+from .. import spectral
 
 __all__ = [
     "use_book_style",
