@@ -86,6 +86,110 @@ def _parse_sets(name: str, sets: list[str]) -> dict:
     return out
 
 
+def _parse_grid(name: str, items: list[str]) -> dict:
+    """``key=v1,v2`` (``a..b`` is an inclusive integer range) or ``k1,k2=x1:y1,x2:y2`` (varied together)."""
+    from .experiments import get
+
+    hints = typing.get_type_hints(get(name).config)
+    grid: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--grid needs key=v1,v2,..., got {item!r}")
+        k, v = item.split("=", 1)
+        keys = [x.strip() for x in k.split(",")]
+        for key in keys:
+            if key not in hints:
+                raise ValueError(f"unknown parameter {key!r} for experiment {name!r}: allowed are {', '.join(hints)}")
+        values = []
+        for part in [p.strip() for p in v.split(",") if p.strip()]:
+            if len(keys) == 1 and ".." in part and hints[keys[0]] is int:
+                lo, hi = part.split("..", 1)
+                try:
+                    values += list(range(int(lo), int(hi) + 1))
+                except ValueError:
+                    raise ValueError(f"--grid {keys[0]}: bad range {part!r}, expected e.g. 0..4") from None
+                continue
+            sub = part.split(":") if len(keys) > 1 else [part]
+            if len(sub) != len(keys):
+                raise ValueError(f"--grid {k}: {part!r} must give {len(keys)} values separated by ':'")
+            vals = tuple(parse_value(x, hints[key], key) for x, key in zip(sub, keys, strict=True))
+            values.append(vals if len(keys) > 1 else vals[0])
+        if not values:
+            raise ValueError(f"--grid {k} has no values")
+        grid[tuple(keys) if len(keys) > 1 else keys[0]] = values
+    return grid
+
+
+def _scalars(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _table(rows: list[dict]) -> str:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _cmd_sweep(args) -> int:
+    from contextlib import nullcontext
+
+    from .experiments import SweepFailure, sweep
+
+    grid = _parse_grid(args.name, args.grid or [])
+    fixed = _parse_sets(args.name, args.set or [])
+    if args.scheduler and args.local_cluster:
+        raise ValueError("give --scheduler or --local-cluster, not both")
+    if args.local_cluster is not None and args.local_cluster < 1:
+        raise ValueError(f"--local-cluster must be >= 1 workers, got {args.local_cluster}")
+    if args.scheduler or args.local_cluster:
+        from .distributed import dask_executor
+
+        if args.scheduler:
+            ctx = dask_executor(args.scheduler)
+        else:
+            ctx = dask_executor(local_workers=args.local_cluster, threads_per_worker=args.threads_per_worker)
+    else:
+        ctx = nullcontext(None)
+    with ctx as executor:
+        results = sweep(
+            args.name, grid, profile=args.profile, executor=executor, errors="collect",
+            progress=not args.quiet, **fixed,
+        )
+    grid_keys = [x for key in grid for x in (key if isinstance(key, tuple) else (key,))]
+    rows, failures = [], []
+    for r in results:
+        if isinstance(r, SweepFailure):
+            failures.append(r)
+            rows.append({**r.params, "status": "FAILED"})
+        else:
+            params = {k: getattr(r.config, k) for k in grid_keys}
+            rows.append({**params, **{k: v for k, v in _scalars(r.summary()).items() if k not in grid_keys},
+                         "status": "cached" if r.cached else "computed"})
+    print(_table(rows))
+    for f in failures:
+        print(f"dipnb: failed: {f}", file=sys.stderr)
+    if args.json:
+        out = {
+            "experiment": args.name,
+            "results": [
+                {"params": f.params, "error": f.error} if isinstance(f, SweepFailure)
+                else {"config": _jsonable(asdict(f.config)), "cached": f.cached, "summary": _jsonable(f.summary())}
+                for f in results
+            ],
+        }
+        with open(args.json, "w") as fh:
+            fh.write(json.dumps(out, indent=2) + "\n")
+        print(f"dipnb: sweep summary written to {args.json}")
+    return 1 if failures else 0
+
+
 def _cmd_list(args) -> int:
     from .experiments import get, names
 
@@ -140,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     r.add_argument("--no-cache", action="store_true", help="compute even if a cached result exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = sub.add_parser("sweep", help="run an experiment over a grid of configs, here or on a Dask cluster")
+    s.add_argument("name", help="experiment name (see `list`)")
+    s.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="values to sweep (repeatable): key=v1,v2 / seed=0..4 / model,width=linear:128,linear:2048")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed config parameter (repeatable)")
+    s.add_argument("--profile", default=None, help="quick, paper or auto")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address, e.g. tcp://host:8786")
+    s.add_argument("--local-cluster", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
+    s.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per local worker (default 1)")
+    s.add_argument("--json", metavar="PATH", help="write every config and summary as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -152,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
     except (DipnbError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"dipnb: error: {msg}", file=sys.stderr)

@@ -246,7 +246,9 @@ def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return np.clip(img + noise, 0.0, 1.0).astype(np.float32)
 
 
-def lowfreq_noise(shape: tuple[int, int, int], *, max_cycles: float = 4.0, std: float = 0.1, seed: int = 0) -> np.ndarray:
+def lowfreq_noise(
+    shape: tuple[int, int, int], *, max_cycles: float = 4.0, std: float = 0.1, seed: int = 0
+) -> np.ndarray:
     """Gaussian noise that contains only low spatial frequencies.
 
     White Gaussian noise is low-passed with an ideal radial filter that keeps frequencies of

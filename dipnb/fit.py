@@ -249,6 +249,7 @@ def fit(
             start = state["next"]
 
     amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+    use_amp = amp_dtype is not None
     show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
     from tqdm.auto import tqdm
 
@@ -262,7 +263,7 @@ def fit(
             outs, losses = [], []
             for m, z, opt in zip(models, zs, opts, strict=True):
                 opt.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     if cfg.batch_pixels:
                         idx = torch.randint(n_pixels, (cfg.batch_pixels,), generator=gen).to(device)
                         pred = m.forward_at(z, idx)  # (1, C, B)
@@ -274,7 +275,7 @@ def fit(
                 opt.step()
                 if do_record or do_snap:
                     if cfg.batch_pixels:  # the minibatch loss is not the image's: predict it whole
-                        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                             out = m(z)
                     o = out.detach().float().contiguous()
                     outs.append(o)

@@ -171,6 +171,12 @@ class SkipNet(nn.Module):
                 f"{self.cfg.upsample_factor}: height and width must be multiples of {m} "
                 f"(e.g. {max(m, height - height % m)}); crop the image or lower depth"
             )
+        if self.cfg.batch_norm and (height // m) * (width // m) < 2:
+            # BatchNorm in training mode needs more than one value per channel (batch of one).
+            raise ConfigError(
+                f"image size {height}x{width} leaves a 1x1 map after {self.cfg.depth} downsamplings, "
+                f"where BatchNorm cannot train: use at least {2 * m} pixels on one side or lower depth"
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         self.check_input(z.shape[-2], z.shape[-1])
@@ -280,7 +286,8 @@ class ConvAE1d(nn.Module):
         layers: list[nn.Module] = []
         cin = cfg.channels
         for i in range(n_down):
-            layers += _conv_bn_act(cin, cfg.width, cfg.kernel_size, 2 if i < s else 1, cfg.batch_norm, cfg.negative_slope, dims=1)
+            stride = 2 if i < s else 1
+            layers += _conv_bn_act(cin, cfg.width, cfg.kernel_size, stride, cfg.batch_norm, cfg.negative_slope, dims=1)
             cin = cfg.width
         for i in range(n_up):
             if i >= n_up - s:
@@ -296,6 +303,12 @@ class ConvAE1d(nn.Module):
             raise ConfigError(
                 f"signal length {length} cannot be halved {self.cfg.n_scales} times: it must be a "
                 f"multiple of {m}; change the length or lower depth/scales"
+            )
+        if self.cfg.batch_norm and length // m < 2:
+            # BatchNorm in training mode needs more than one value per channel (batch of one).
+            raise ConfigError(
+                f"signal length {length} leaves 1 sample after {self.cfg.n_scales} halvings, where "
+                f"BatchNorm cannot train: use a length of at least {2 * m} or lower depth/scales"
             )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -376,7 +389,8 @@ class DecoderConfig:
         for name in ("convs_before", "convs_after"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         if self.upsample_mode not in UPSAMPLE_MODES:
-            raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES)}")
+            allowed = ", ".join(UPSAMPLE_MODES)
+            raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {allowed}")
 
 
 class UpsampleDecoder(nn.Module):
@@ -427,7 +441,9 @@ def build_skip(*, seed: int = 0, **kwargs) -> SkipNet:
         return SkipNet(cfg)
 
 
-def build_dip_linear(*, shape: tuple[int, int, int], width: int = 128, depth: int = 5, seed: int = 0) -> FullyConnectedAE:
+def build_dip_linear(
+    *, shape: tuple[int, int, int], width: int = 128, depth: int = 5, seed: int = 0
+) -> FullyConnectedAE:
     """DIP-Linear: the paper's fully connected encoder-decoder for a ``(C, H, W)`` image."""
     n = math.prod(shape)
     with seeded(seed):

@@ -43,6 +43,9 @@ __all__ = [
     "run",
     "run_config",
     "sweep",
+    "SweepFailure",
+    "grid_combinations",
+    "compute_task",
 ]
 
 # Bump the suffix when a change of the engine changes what a stored result means.
@@ -331,6 +334,10 @@ def run_config(
     }
     if cache:
         store.save(name, key, {"config": asdict(cfg), "data": data, "meta": meta})
+    trace = os.environ.get("DIPNB_TRACE")
+    if trace:  # one line per finished computation (never per cache load), for audits and tests
+        with open(trace, "a") as f:
+            f.write(f"{name} {key} {os.getpid()} {meta['seconds']:.3f}\n")
     if verbose:
         _log(f"{where}: done in {meta['seconds']:.1f} s")
     return Result(name, cfg, data, meta, cached=False)
@@ -366,71 +373,170 @@ def run(
     )
 
 
-def _grid(grid: Mapping[str, Iterable]) -> list[dict]:
-    keys = list(grid)
-    vals = [list(grid[k]) for k in keys]
-    for k, v in zip(keys, vals, strict=True):
-        if not v:
-            raise ConfigError(f"grid parameter {k!r} has no values")
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*vals)]
+GridKey = str | tuple[str, ...]
 
 
-def _run_in_worker(name: str, cfg, profile: str, store_root: str) -> Result:
-    # Runs in another process (or thread): one experiment, written to the shared cache.
-    return run_config(name, cfg, profile=profile, store=ResultStore(store_root), progress=False, verbose=False)
+@dataclass
+class SweepFailure:
+    """A config of a sweep that could not be run: its parameters and the reason, in words."""
+
+    params: dict
+    error: str
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"{_format_params(self.params)}: {self.error}"
+
+
+def _format_params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "(defaults)"
+
+
+def grid_combinations(grid: Mapping[GridKey, Iterable]) -> list[dict]:
+    """Every combination of a grid, first key slowest.
+
+    A key may be a tuple of names whose values are tuples, to vary several parameters together
+    (``{("model", "width"): [("linear", 128), ("linear", 2048)]}``).
+    """
+    axes = []
+    for key, values in grid.items():
+        values = list(values)
+        if not values:
+            raise ConfigError(f"grid parameter {key!r} has no values")
+        names_ = key if isinstance(key, tuple) else (key,)
+        axis = []
+        for v in values:
+            vals = tuple(v) if isinstance(key, tuple) else (v,)
+            if len(vals) != len(names_):
+                raise ConfigError(f"grid entry {v!r} does not give one value for each of {', '.join(names_)}")
+            axis.append(dict(zip(names_, vals, strict=True)))
+        axes.append(axis)
+    out = []
+    for combo in itertools.product(*axes):
+        d: dict = {}
+        for part in combo:
+            d.update(part)
+        out.append(d)
+    return out
+
+
+def _in_dask_worker_threads() -> int | None:
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except Exception:  # not in a dask worker, or dask not installed
+        return None
+
+
+def compute_task(name: str, cfg, profile: str, threads: int | None = None) -> Result:
+    """Compute one config in a worker process and return its result (nothing is cached there).
+
+    Pins the worker's resources first: torch uses ``threads`` threads (default: the dask
+    worker's thread count, if this runs in one), and the device is the worker's own GPU when it
+    has one (give each worker one GPU with ``CUDA_VISIBLE_DEVICES``), else the CPU. A checkpoint
+    in the worker's cache folder lets a task that is retried on the same machine resume.
+    """
+    threads = threads or _in_dask_worker_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    return run_config(name, cfg, profile=profile, progress=False, verbose=False, cache=False)
 
 
 def sweep(
     name: str,
-    grid: Mapping[str, Iterable],
+    grid: Mapping[GridKey, Iterable],
     *,
     profile: str | None = None,
     executor: Executor | None = None,
     store: ResultStore | None = None,
     progress: bool | None = None,
+    errors: str = "raise",
+    verbose: bool = True,
     **fixed,
-) -> list[Result]:
+) -> list[Result | SweepFailure]:
     """Run ``name`` for every combination of ``grid`` (a dict of lists), with ``fixed`` values.
 
-    Every config is built and validated first, so a bad value fails before anything runs.
-    Configs already in the cache are loaded; the others run one after another in this process,
-    or on ``executor`` (any :class:`concurrent.futures.Executor`) when one is given. Each result
-    is stored as soon as it is computed, so an interrupted sweep resumes where it stopped.
+    Every config is built and validated first, so a bad value is reported before anything
+    runs. Configs already in the cache are loaded; the others run one after another in this
+    process, or on ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask cluster's:
+    see :mod:`dipnb.distributed`). Each result is stored in this process's cache as soon as it
+    arrives, so an interrupted sweep resumes where it stopped and nothing finished is lost.
+
+    Args:
+        errors: ``"raise"`` (a bad config raises :class:`ConfigError` before anything runs; a
+            failing run raises after the others finished) or ``"collect"`` (each failure becomes a
+            :class:`SweepFailure` in its place, and the others are returned).
 
     Returns:
-        One :class:`Result` per combination, in grid order (first key slowest).
+        One :class:`Result` (or :class:`SweepFailure`) per combination, in grid order.
     """
+    if errors not in ("raise", "collect"):
+        raise ConfigError(f"errors must be 'raise' or 'collect', got {errors!r}")
     store = store or ResultStore()
-    combos = _grid(grid)
+    combos = [dict(fixed, **c) for c in grid_combinations(grid)]
     prof, reason = resolve_profile(profile)
-    cfgs = [make_config(name, prof, **fixed, **c)[0] for c in combos]
-    results: list[Result | None] = [None] * len(cfgs)
+    results: list[Result | SweepFailure | None] = [None] * len(combos)
+    cfgs: list[Any] = [None] * len(combos)
+    for i, params in enumerate(combos):
+        try:
+            cfgs[i] = make_config(name, prof, **params)[0]
+        except ConfigError as e:
+            if errors == "raise":
+                raise ConfigError(f"sweep {name!r}, config {_format_params(params)}: {e}") from e
+            results[i] = SweepFailure(params, str(e))
     todo = []
     for i, cfg in enumerate(cfgs):
+        if cfg is None:
+            continue
         entry = store.load(name, config_key(name, cfg, ENGINE_VERSION))
         if entry is not None:
             results[i] = Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
         else:
             todo.append(i)
-    _log(
-        f"{name} [profile {prof} ({reason})]: sweep of {len(cfgs)} configs, "
-        f"{len(cfgs) - len(todo)} cached, {len(todo)} to compute"
-    )
+    n_bad = sum(isinstance(r, SweepFailure) for r in results)
+    if verbose:
+        _log(
+            f"{name} [profile {prof} ({reason})]: sweep of {len(combos)} configs: "
+            f"{len(combos) - len(todo) - n_bad} cached, {len(todo)} to compute"
+            + (f", {n_bad} invalid" if n_bad else "")
+            + (f" on {type(executor).__name__}" if executor is not None and todo else "")
+        )
     show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
     from tqdm.auto import tqdm
+
+    failed: list[int] = []
+
+    def fail(i: int, e: BaseException) -> None:
+        failed.append(i)
+        results[i] = SweepFailure(combos[i], f"{type(e).__name__}: {e}")
 
     with tqdm(total=len(todo), desc=f"sweep {name}", disable=not show or not todo, leave=False) as bar:
         if executor is None:
             for i in todo:
-                results[i] = run_config(name, cfgs[i], profile=prof, store=store, progress=False, verbose=False)
+                try:
+                    results[i] = run_config(name, cfgs[i], profile=prof, store=store, progress=False, verbose=False)
+                except Exception as e:  # one failing run must not lose the others
+                    fail(i, e)
                 bar.update(1)
         else:
-            futures = {
-                executor.submit(_run_in_worker, name, cfgs[i], prof, str(store.root)): i for i in todo
-            }
             from concurrent.futures import as_completed
 
+            futures = {executor.submit(compute_task, name, cfgs[i], prof): i for i in todo}
             for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
+                i = futures.pop(fut)
+                try:
+                    res = fut.result()
+                except Exception as e:
+                    fail(i, e)
+                else:
+                    key = config_key(name, cfgs[i], ENGINE_VERSION)
+                    store.save(name, key, {"config": asdict(cfgs[i]), "data": res.data, "meta": res.meta})
+                    results[i] = res
                 bar.update(1)
-    return typing.cast(list[Result], results)
+    if failed and errors == "raise":
+        first = results[failed[0]]
+        raise RuntimeError(f"{len(failed)} of {len(todo)} runs of sweep {name!r} failed; first: {first}")
+    return typing.cast(list, results)

@@ -101,7 +101,9 @@ def show_spectrum(img, ax=None, title: str | None = None, vmin: float = -8.0, vm
     return im
 
 
-def plot_curve(x, y, ax=None, *, label: str | None = None, xlabel: str = "iteration", ylabel: str = "", logy: bool = False, **kw):
+def plot_curve(
+    x, y, ax=None, *, label: str | None = None, xlabel: str = "iteration", ylabel: str = "", logy: bool = False, **kw
+):
     """One line plot with labelled axes. Returns the axes."""
     ax = _ax(ax)
     ax.plot(x, y, label=label, **kw)
