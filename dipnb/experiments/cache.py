@@ -12,7 +12,7 @@ import json
 import os
 import pickle
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 __all__ = ["ResultStore", "config_key", "default_root"]
@@ -30,8 +30,11 @@ def default_root() -> Path:
 
 def config_key(name: str, cfg, engine_version: str) -> str:
     """A stable hash of the experiment name, every config field and the engine version."""
+    # Fields marked ``metadata={"cache": False}`` (e.g. where to write a file) do not change the result.
+    values = asdict(cfg)
+    values = {f.name: values[f.name] for f in fields(cfg) if f.metadata.get("cache", True)}
     payload = json.dumps(
-        {"experiment": name, "config": asdict(cfg), "engine": engine_version},
+        {"experiment": name, "config": values, "engine": engine_version},
         sort_keys=True,
         default=str,
     )

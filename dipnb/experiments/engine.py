@@ -63,6 +63,7 @@ class Experiment:
     profiles: Mapping[str, Mapping[str, Any]]
     summary: Callable[[dict, Any], dict] | None
     description: str
+    after: Callable[[Result], None] | None = None  # run on every result, computed or loaded (e.g. write a file)
 
     def parameters(self) -> list[tuple[str, str, Any, str]]:
         """``(name, type, default, comment)`` for every config field."""
@@ -143,6 +144,7 @@ def experiment(
     config: type,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     summary: Callable[[dict, Any], dict] | None = None,
+    after: Callable[[Result], None] | None = None,
 ):
     """Register ``func(cfg, ctx) -> dict`` as the experiment ``name``.
 
@@ -151,6 +153,8 @@ def experiment(
         profiles: ``{"quick": {...}, "paper": {...}}`` field values per profile; a field a
             profile does not name keeps its default.
         summary: ``(data, cfg) -> dict`` of JSON-ready values for the command line.
+        after: called with every :class:`Result` of this experiment, computed or loaded, for side
+            effects that depend on config fields left out of the cache key (``metadata={"cache": False}``).
     """
     profiles = dict(profiles or {})
     for p, vals in profiles.items():
@@ -163,7 +167,7 @@ def experiment(
 
     def wrap(func):
         doc = (func.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Experiment(name, config, func, profiles, summary, doc[0] if doc else "")
+        _REGISTRY[name] = Experiment(name, config, func, profiles, summary, doc[0] if doc else "", after)
         return func
 
     return wrap
@@ -315,8 +319,12 @@ def run_config(
         if entry is not None:
             if verbose:
                 _log(f"{where}: loaded from cache")
-            return Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
-    dev = torch.device(device) if device is not None else pick_device()
+            res = Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
+            if exp.after is not None:
+                exp.after(res)
+            return res
+    # pick_device validates names (ConfigError) and resolves 'auto'; torch.device does neither
+    dev = device if isinstance(device, torch.device) else pick_device(device)
     show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
     if verbose:
         _log(f"{where}: computing on {describe_device(dev)}")
@@ -340,7 +348,10 @@ def run_config(
             f.write(f"{name} {key} {os.getpid()} {meta['seconds']:.3f}\n")
     if verbose:
         _log(f"{where}: done in {meta['seconds']:.1f} s")
-    return Result(name, cfg, data, meta, cached=False)
+    res = Result(name, cfg, data, meta, cached=False)
+    if exp.after is not None:
+        exp.after(res)
+    return res
 
 
 def run(

@@ -1,0 +1,273 @@
+"""When to stop without the clean image: record two-run DIP trajectories, then compare rules.
+
+``stopping`` fits one image (two runs from different seeds, side by side) and applies every
+rule of :mod:`dipnb.stopping`; with ``output=`` set it writes the chosen output as a PNG, so a
+user can denoise their own photo. ``stopping-benchmark`` tunes each rule's one parameter on some
+images and scores it on the others against the oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as D
+from .. import models as M
+from .. import stopping as S
+from ..errors import ConfigError
+from ..fit import FitConfig, fit
+from ..metrics import psnr
+from .denoising import check_image
+from .engine import Context, Result, experiment
+
+# Default rule parameters, chosen on the tuning images of the benchmark (see the chapter).
+DEFAULT_PARAMS = {
+    "eps": {"window": 5},
+    "variance": {"window": 10, "patience": 20},
+    "band": {"threshold": 0.1},
+    "whiteness": {"offset": 0.0},
+}
+# Each rule's parameter grid for tuning.
+GRIDS = {
+    "eps": [{"window": w} for w in (1, 3, 5, 9, 15)],
+    "variance": [{"window": w, "patience": p} for w in (5, 10, 20) for p in (10, 20, 40)],
+    "band": [{"threshold": float(t)} for t in np.round(np.logspace(-2.5, 0, 11), 4)],
+    "whiteness": [{"offset": float(o)} for o in np.round(np.linspace(-1.0, 1.0, 21), 2)],
+}
+
+
+def apply_rule(rule: str, traj: dict, params: dict | None = None) -> int:
+    """Index of the record that ``rule`` stops at on a recorded trajectory (run 0)."""
+    params = DEFAULT_PARAMS.get(rule, {}) if params is None else params
+    outs, target = traj["snapshots"][0].astype(np.float32), traj["target"]
+    if rule == "oracle":
+        if traj.get("psnr") is None:
+            raise ConfigError("the oracle rule needs the clean image (sigma > 0 on a test image)")
+        return S.oracle(traj["psnr"][0])
+    if rule == "final":
+        return len(traj["iterations"]) - 1
+    if rule == "eps":
+        return S.eps_first_minimum(traj["eps"], **params)
+    if rule == "variance":
+        return S.running_variance(outs, **params)
+    if rule == "band":
+        return S.band_rule(outs, target, **params)
+    if rule == "whiteness":
+        return S.whiteness(outs, target, **params)
+    raise ConfigError(f"unknown rule {rule!r}: allowed are {', '.join(S.RULES)}")
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    image: str = "house"  # a test image name, or a path to your own (noisy) image
+    sigma: float = 25.0  # added noise std in units of 1/255; 0 = the image is already noisy (no clean image)
+    noise_seed: int = 0  # seeds the added noise
+    seed: int = 0  # the two runs use seeds `seed` and `seed + 1000`
+    width: int = 64  # channels of the skip net
+    depth: int = 5  # scales of the skip net (H, W must be multiples of 2**depth)
+    iterations: int = 600  # optimisation steps
+    downsample: int = 4  # block-average downsampling of the image
+    record_every: int = 5  # iterations between recorded outputs (the rules' time resolution)
+    lr: float = 1e-3  # Adam learning rate
+    rule: str = field(default="whiteness", metadata={"cache": False})  # the rule whose output goes to `output`
+    output: str = field(default="", metadata={"cache": False})  # a PNG path to write the chosen output to
+
+    def __post_init__(self):
+        check_image(self.image)
+        if self.sigma < 0:
+            raise ConfigError(f"sigma must be >= 0 (in units of 1/255; 0 = already noisy), got {self.sigma}")
+        if self.rule not in S.RULES:
+            raise ConfigError(f"unknown rule {self.rule!r}: allowed are {', '.join(S.RULES)}")
+        if self.rule == "oracle" and self.sigma == 0:
+            raise ConfigError("rule 'oracle' needs the clean image: use sigma > 0 on a clean image")
+        if self.output and not self.output.lower().endswith(".png"):
+            raise ConfigError(f"output must be a .png path, got {self.output!r}")
+        if self.downsample < 1:
+            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample}")
+        M.SkipConfig(width=self.width, depth=self.depth)  # validates width and depth
+        self.fit_config()
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(
+            iterations=self.iterations, lr=self.lr, record_every=self.record_every,
+            snapshot_every=self.record_every, snapshot_budget_mb=4096.0, checkpoint_every=100,
+        )
+
+
+def _summary(data: dict, cfg: StoppingConfig) -> dict:
+    out = {"image": cfg.image, "seed": cfg.seed, "rule": cfg.rule, "noisy_psnr": data["noisy_psnr"]}
+    for rule, info in data["rules"].items():
+        out[f"{rule}_iteration"] = info["iteration"]
+        if info.get("psnr") is not None:
+            out[f"{rule}_psnr"] = info["psnr"]
+    return out
+
+
+def _write_output(res: Result) -> None:
+    cfg = res.config
+    if not cfg.output:
+        return
+    from PIL import Image
+
+    img = res.data["rules"][cfg.rule]["output"]  # (C, H, W) in [0, 1]
+    arr = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+    Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(cfg.output)
+    print(f"dipnb: wrote the output chosen by rule {cfg.rule!r} "
+          f"(iteration {res.data['rules'][cfg.rule]['iteration']}) to {cfg.output}")
+
+
+@experiment(
+    "stopping",
+    config=StoppingConfig,
+    profiles={
+        "quick": {"width": 32, "iterations": 400, "downsample": 4},
+        "paper": {"width": 128, "iterations": 3000, "downsample": 4},
+    },
+    summary=_summary,
+    after=_write_output,
+)
+def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
+    """Fit two DIP runs to a noisy image and apply every stopping rule to the trajectory."""
+    mult = 2**cfg.depth
+    clean = D.load_image(cfg.image, downsample_factor=cfg.downsample, size_multiple=mult)
+    if cfg.sigma > 0:
+        target = D.add_gaussian_noise(clean, cfg.sigma / 255.0, seed=cfg.noise_seed)
+        reference = clean
+    else:
+        target, reference = clean, None
+    c, h, w = target.shape
+    seeds = (cfg.seed, cfg.seed + 1000)
+    models = [M.build_skip(seed=s, in_channels=c, out_channels=c, width=cfg.width, depth=cfg.depth) for s in seeds]
+    zs = [D.noise_like((1, c, h, w), seed=s + 10_000) for s in seeds]
+    rec = fit(models, zs, target, cfg.fit_config(), reference=reference, **ctx.fit_kwargs(f"stopping {cfg.image}"))
+    traj = {
+        "iterations": rec.snapshot_iterations,
+        "snapshots": rec.snapshots.astype(np.float16),  # (2, T, C, H, W): halves the cache file
+        "eps": rec.eps,
+        "psnr": rec.psnr,
+        "target": target,
+        "clean": reference,
+        "noisy_psnr": psnr(target, reference) if reference is not None else None,
+    }
+    if not np.array_equal(rec.iterations, rec.snapshot_iterations):
+        raise RuntimeError("records and snapshots must share their iterations")
+    rules = {}
+    for rule in S.RULES:
+        if rule == "oracle" and reference is None:
+            continue
+        i = apply_rule(rule, traj)
+        out = traj["snapshots"][0, i].astype(np.float32)
+        rules[rule] = {
+            "index": i,
+            "iteration": int(traj["iterations"][i]),
+            "psnr": float(rec.psnr[0, i]) if reference is not None else None,
+            "output": out,
+        }
+    traj["rules"] = rules
+    return traj
+
+
+@dataclass(frozen=True)
+class StoppingBenchmarkConfig:
+    tune_images: tuple[str, ...] = ("house", "f16")  # images the rules' parameters are tuned on
+    score_images: tuple[str, ...] = ("baboon", "peppers", "kodim03")  # images they are scored on
+    seeds: int = 3  # independent seeds (pairs of runs) per image
+    sigma: float = 25.0  # noise std in units of 1/255
+    width: int = 64  # channels of the skip net
+    iterations: int = 600  # optimisation steps per run
+    downsample: int = 4  # block-average downsampling of the images
+    record_every: int = 5  # iterations between recorded outputs
+
+    def __post_init__(self):
+        if not self.tune_images or not self.score_images:
+            raise ConfigError("tune_images and score_images must each name at least one image")
+        overlap = set(self.tune_images) & set(self.score_images)
+        if overlap:
+            raise ConfigError(f"an image cannot be both tuned and scored on: {sorted(overlap)}")
+        for im in self.tune_images + self.score_images:
+            check_image(im)
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
+        if self.sigma <= 0:
+            raise ConfigError(f"sigma must be > 0 to score against the clean image, got {self.sigma}")
+
+
+def _loss(traj: dict, i: int) -> float:
+    p = traj["psnr"][0]
+    return float(np.max(p) - p[i])
+
+
+def tune(rule: str, trajectories: list[dict]) -> tuple[dict, float]:
+    """The parameters of ``rule`` with the least mean PSNR loss over ``trajectories``, and that loss (dB)."""
+    best, best_loss = None, np.inf
+    for params in GRIDS[rule]:
+        loss = float(np.mean([_loss(t, apply_rule(rule, t, params)) for t in trajectories]))
+        if loss < best_loss - 1e-9:
+            best, best_loss = params, loss
+    return best, best_loss
+
+
+def _bench_summary(data: dict, cfg) -> dict:
+    return {
+        "tuned_parameters": data["tuned"],
+        "tuned_on": list(cfg.tune_images),
+        "scored_on": list(cfg.score_images),
+        "loss_db": {r: {im: [round(m, 3), round(s, 3)] for im, (m, s) in v.items()} for r, v in data["loss"].items()},
+        "mean_loss_db": data["mean_loss"],
+    }
+
+
+@experiment(
+    "stopping-benchmark",
+    config=StoppingBenchmarkConfig,
+    profiles={
+        # quick: 4 images x 3 seeds x 2 runs of a 32-channel net at 64x64, ~1 minute on 2 cores
+        "quick": {"tune_images": ("house", "f16"), "score_images": ("baboon", "peppers"), "seeds": 3,
+                  "width": 32, "iterations": 400},
+        "paper": {
+            "tune_images": ("house", "f16", "kodim12"),
+            "score_images": ("baboon", "peppers", "kodim01", "kodim02", "kodim03"),
+            "seeds": 5, "width": 128, "iterations": 3000,
+        },
+    },
+    summary=_bench_summary,
+)
+def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
+    """Tune each stopping rule on some images, then score it against the oracle on the others."""
+    def trajs(images):
+        out = {}
+        for im in images:
+            out[im] = [
+                ctx.run("stopping", image=im, seed=s, sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations,
+                        downsample=cfg.downsample, record_every=cfg.record_every).data
+                for s in range(cfg.seeds)
+            ]
+        return out
+
+    tune_t, score_t = trajs(cfg.tune_images), trajs(cfg.score_images)
+    tuned, tune_loss = {}, {}
+    for rule in ("eps", "variance", "band", "whiteness"):
+        tuned[rule], tune_loss[rule] = tune(rule, [t for ts in tune_t.values() for t in ts])
+    loss, iters = {}, {}
+    for rule in ("oracle", "final", "eps", "variance", "band", "whiteness"):
+        params = tuned.get(rule, {})
+        loss[rule], iters[rule] = {}, {}
+        for im, ts in score_t.items():
+            idx = [apply_rule(rule, t, params) for t in ts]
+            ls = [_loss(t, i) for t, i in zip(ts, idx, strict=True)]
+            loss[rule][im] = (float(np.mean(ls)), float(np.std(ls)))
+            iters[rule][im] = [int(t["iterations"][i]) for t, i in zip(ts, idx, strict=True)]
+    mean_loss = {r: float(np.mean([m for m, _ in v.values()])) for r, v in loss.items()}
+    return {
+        "tuned": tuned,
+        "tune_loss": tune_loss,
+        "loss": loss,
+        "iterations": iters,
+        "mean_loss": mean_loss,
+        "oracle_psnr": {im: [float(np.max(t["psnr"][0])) for t in ts] for im, ts in score_t.items()},
+        "noisy_psnr": {im: ts[0]["noisy_psnr"] for im, ts in score_t.items()},
+    }
