@@ -1,0 +1,406 @@
+r"""Upsampling as zero insertion plus a fixed kernel, and what its stride does to a generator
+(paper Sec. 3.2, Appendix E, Fig. 4).
+
+Nearest and (bi)linear upsampling by a stride ``L`` both equal "insert ``L - 1`` zeros between
+samples, then convolve with a fixed kernel ``h``" (:func:`dipnb.spectral.upsampling_kernel`).
+With ``k`` in cycles per *output* sample, the output spectrum is
+
+.. math:: Y(k) = H(k)\, X(L k),
+
+so ``|H|`` is the operator's frequency response. Its exact closed forms (our derivation, checked
+against PyTorch's operator in :func:`response_data`) are, normalised to ``H(0) = 1``,
+
+.. math::
+   |H_\mathrm{nearest}(k)| = \left|\frac{\sin \pi L k}{L \sin \pi k}\right|, \qquad
+   |H_\mathrm{bilinear}(k)| = \left(\frac{\sin \pi L k}{L \sin \pi k}\right)^2
+   \times \begin{cases} 1 & L \text{ odd} \\ |\cos \pi k| & L \text{ even}, \end{cases}
+
+where the ``|cos pi k|`` appears because with ``align_corners=False`` PyTorch samples the
+triangle ``1 - |t|/L`` half a sample off the integers when ``L`` is even
+(:func:`analytic_response`).
+
+The experiment ``upsampling`` measures those responses and fits a small decoder whose only change
+of resolution is one upsampling by the stride (:func:`dipnb.models.build_decoder`) to a
+grayscale image, recording the relative error of the output's spectrum in radial bands at every
+recorded iteration (:func:`dipnb.spectral.band_errors`, the paper's Fig. 4 a-b) and the energy of
+the output above a cutoff frequency. A run with ``stride != base_stride`` is the comparison of
+the two strides; each stride is fitted as its own cached sub-run (``stride == base_stride``), so
+a slider over strides recomputes nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import data as D
+from .. import models as M
+from .. import spectral
+from ..errors import ConfigError
+from ..fit import FitConfig, fit
+from .denoising import check_image
+from .engine import Context, experiment
+
+__all__ = [
+    "MODES",
+    "UpsamplingConfig",
+    "analytic_response",
+    "upsample_by_zero_insertion",
+    "torch_upsample_1d",
+    "response_data",
+    "high_frequency_energy",
+    "fitted_frequency",
+    "image_leakage",
+    "image_size",
+]
+
+MODES = ("nearest", "bilinear")
+RESPONSE_TOLERANCE = 1e-9  # analytic vs measured responses must agree to this (max abs error)
+
+
+# --------------------------------------------------------------------------------------------
+# The operator: zero insertion + kernel, and its exact response
+# --------------------------------------------------------------------------------------------
+
+
+def _check(mode: str, stride) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is not allowed: use nearest or bilinear")
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride <= 0:
+        raise ConfigError(f"stride must be a positive integer (the upsampling factor), got {stride!r}")
+
+
+def analytic_response(mode: str, stride: int, k) -> np.ndarray:
+    r"""Closed form of the upsampler's magnitude response, normalised to 1 at DC.
+
+    ``|sin(pi L k) / (L sin(pi k))|`` for nearest; its square for bilinear, times ``|cos(pi k)|``
+    when L is even (the kernel then samples the triangle ``1 - |t|/L`` at half-integers, which
+    is the integer-sampled triangle averaged with its neighbour: a two-tap mean, response
+    ``cos(pi k)``).
+
+    Args:
+        mode: ``"nearest"`` or ``"bilinear"``.
+        stride: the upsampling factor L >= 1.
+        k: frequencies in cycles per output sample (any shape; 1-periodic).
+
+    Returns:
+        ``|H(k)| / H(0)``, float64, same shape as ``k``.
+    """
+    _check(mode, stride)
+    L = int(stride)
+    k = np.asarray(k, dtype=np.float64)
+    s = np.sin(np.pi * k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.sin(np.pi * L * k) / (L * s)
+    d = np.where(np.abs(s) < 1e-12, 1.0, d)  # the limit at k = 0 (mod 1)
+    if mode == "nearest":
+        return np.abs(d)
+    r = d**2
+    return r * np.abs(np.cos(np.pi * k)) if L % 2 == 0 else r
+
+
+def torch_upsample_1d(x, mode: str, stride: int) -> np.ndarray:
+    """PyTorch's own upsampling of a 1D signal (``F.interpolate``, ``align_corners=False``).
+
+    Args:
+        x: ``(N,)`` samples.
+
+    Returns:
+        ``(N * stride,)`` float64.
+    """
+    _check(mode, stride)
+    t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, None]  # (1, 1, N)
+    if mode == "nearest":
+        y = F.interpolate(t, scale_factor=int(stride), mode="nearest")
+    else:
+        y = F.interpolate(t, scale_factor=int(stride), mode="linear", align_corners=False)
+    return y[0, 0].numpy()
+
+
+def upsample_by_zero_insertion(x, mode: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upsample a 1D signal the paper's way: insert ``stride - 1`` zeros, then convolve.
+
+    The signal is first extended by one sample at each end (a copy of the end sample), which is
+    what PyTorch's clamping of out-of-range positions amounts to, so the result equals
+    :func:`torch_upsample_1d` everywhere, ends included.
+
+    Args:
+        x: ``(N,)`` samples.
+
+    Returns:
+        ``(y, u, h)``: the output ``(N * stride,)``, the zero-inserted signal ``(N * stride,)``
+        (without the extension) and the kernel taps.
+    """
+    _check(mode, stride)
+    L = int(stride)
+    x = np.asarray(x, dtype=np.float64)
+    h, centre = spectral.upsampling_kernel(mode, L)
+    xp = np.concatenate([x[:1], x, x[-1:]])  # (N + 2,) edge extension
+    up = np.zeros(xp.size * L)
+    up[::L] = xp  # zero insertion
+    full = np.convolve(up, h)  # (L (N + 2) + len(h) - 1,)
+    # Output sample m sits at full[m + L + centre - (L - 1) / 2] (L: the one-sample extension).
+    start = L + int(round(centre - (L - 1) / 2))
+    y = full[start : start + x.size * L]
+    u = np.zeros(x.size * L)
+    u[::L] = x
+    return y, u, h
+
+
+def response_data(mode: str, stride: int, n_out: int = 4096) -> dict:
+    """Every version of the response of one upsampler on PyTorch's frequency grid, and their errors.
+
+    Returns:
+        A dict with ``k`` (cycles per output sample, 0 .. 0.5), ``measured`` (PyTorch's operator,
+        :func:`dipnb.spectral.measured_response`), ``analytic`` (:func:`analytic_response`),
+        ``discrete`` (the DTFT of the taps), ``continuous`` (the paper's formulas, normalised to
+        DC gain 1), ``paper`` (the paper's formulas exactly as printed); the max abs errors
+        ``max_abs_error`` (analytic vs measured), ``discrete_error``, ``continuous_error`` (over
+        all k) and ``continuous_error_low`` (over k <= 1 / (2L), the band the low-resolution
+        input can hold); ``decomposition_error`` (zero insertion + kernel vs PyTorch on a random
+        signal) and ``separable_error`` (PyTorch's 2D operator vs the outer product of 1D kernels).
+    """
+    _check(mode, stride)
+    L = int(stride)
+    k, measured = spectral.measured_response(mode, L, n_out)
+    analytic = analytic_response(mode, L, k)
+    discrete = spectral.discrete_response(mode, L, k)
+    continuous = spectral.continuous_response(mode, L, k)
+    low = k <= 1 / (2 * L)
+    x = np.random.default_rng(L).standard_normal(24)
+    y, _, h = upsample_by_zero_insertion(x, mode, L)
+    return {
+        "mode": mode,
+        "stride": L,
+        "k": k,
+        "measured": measured,
+        "analytic": analytic,
+        "discrete": discrete,
+        "continuous": continuous,
+        "paper": spectral.paper_response(mode, L, k),
+        "kernel": h,
+        "max_abs_error": float(np.abs(analytic - measured).max()),
+        "discrete_error": float(np.abs(discrete - measured).max()),
+        "continuous_error": float(np.abs(continuous - measured).max()),
+        "continuous_error_low": float(np.abs(continuous - measured)[low].max()),
+        "decomposition_error": float(np.abs(y - torch_upsample_1d(x, mode, L)).max()),
+        "separable_error": _separable_error(mode, L),
+    }
+
+
+def _separable_error(mode: str, L: int) -> float:
+    """Max abs difference between PyTorch's 2D impulse response and the outer product of the 1D one."""
+    n = 6
+    imp = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    imp[..., n // 2, n // 2] = 1.0
+    kw = {"mode": "nearest"} if mode == "nearest" else {"mode": "bilinear", "align_corners": False}
+    two_d = F.interpolate(imp, scale_factor=L, **kw)[0, 0].numpy()  # (n L, n L)
+    e = np.zeros(n)
+    e[n // 2] = 1.0
+    one_d = torch_upsample_1d(e, mode, L)  # (n L,)
+    return float(np.abs(two_d - np.outer(one_d, one_d)).max())
+
+
+def high_frequency_energy(img, cutoff: float) -> float:
+    """Mean square of the part of an image above ``cutoff`` cycles per pixel (radially).
+
+    By Parseval this is the sum of :func:`dipnb.spectral.power_spectrum_2d` over the bins with
+    radial frequency >= ``cutoff``, divided by the number of pixels (channels averaged): the
+    variance of the image's high-pass component, in squared intensity units.
+    """
+    p = spectral.power_spectrum_2d(img)
+    r = spectral.radial_frequency(p.shape)
+    return float(p[r >= cutoff].sum() / p.size)
+
+
+def image_leakage(mode: str, stride: int, n: int = 4096) -> float:
+    """Share of the kernel's energy ``|H|^2`` above ``1 / (2L)`` cycles per output sample.
+
+    Zero insertion fills ``(1 / (2L), 0.5]`` with copies (images) of the input's spectrum; this is
+    the fraction of the response that lets them through (0 for an ideal low-pass upsampler).
+    """
+    k = np.linspace(0, 0.5, n + 1)
+    H2 = analytic_response(mode, stride, k) ** 2
+    return float(H2[k > 1 / (2 * stride)].sum() / H2.sum())
+
+
+def fitted_frequency(run: dict, threshold: float = 0.1) -> np.ndarray:
+    """The radial frequency below which every band is fitted, at each recorded iteration.
+
+    Args:
+        run: one fitted stride of an ``upsampling`` result (``result["runs"][stride]``).
+        threshold: a band counts as fitted when its relative spectral error is <= this.
+
+    Returns:
+        ``(T,)`` the upper edge (cycles/pixel) of the lowest run of fitted bands; 0 where even
+        the lowest band is not fitted. It traces the top of the dark region of Fig. 4 a-b.
+    """
+    e = np.asarray(run["band_errors"])  # (T, n_bands)
+    edges = np.asarray(run["band_edges"])
+    ok = e <= threshold
+    first_bad = np.where(ok.all(axis=1), ok.shape[1], np.argmin(ok, axis=1))  # (T,)
+    return edges[first_bad]
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment
+# --------------------------------------------------------------------------------------------
+
+
+def image_size(image: str, downsample: int) -> tuple[int, int]:
+    """``(H, W)`` of ``image`` after block-averaging by ``downsample`` (read from the registry or
+    the file's header, without decoding it)."""
+    if image in D.image_names():
+        info = D.image_info(image)
+        h, w = info.height, info.width
+    else:
+        from PIL import Image
+
+        with Image.open(image) as im:
+            w, h = im.size
+    return h // downsample, w // downsample
+
+
+@dataclass(frozen=True)
+class UpsamplingConfig:
+    mode: str = "bilinear"  # nearest | bilinear: the upsampling of the decoder and of the responses
+    stride: int = 32  # the upsampling factor studied (the paper's large stride, 32)
+    base_stride: int = 4  # the stride it is compared with (the paper's 4); = stride: one run only
+    image: str = "barbara"  # a test image name or a path; fitted in grayscale unless gray=False
+    downsample: int = 2  # block-average downsampling; both sides must be multiples of the strides
+    gray: bool = True  # average the colour channels (one output channel)
+    width: int = 64  # channels of every conv of the decoder
+    seed: int = 0  # seeds the decoder's weights and its fixed input noise
+    iterations: int = 500  # optimisation steps (the paper's Fig. 4 shows the first 500)
+    lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
+    record_every: int = 5  # iterations between records of the spectral error
+    snapshot_every: int = 100  # iterations between stored outputs (0: only the last)
+    n_bands: int = 32  # radial frequency bands of the spectral error, over [0, 0.5] cycles/pixel
+    hf_cutoff: float = 0.25  # "high frequency" = radial frequency >= this, in cycles/pixel
+
+    def __post_init__(self):
+        _check(self.mode, self.stride)
+        b = self.base_stride
+        if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
+            raise ConfigError(f"base_stride must be a positive integer (the upsampling factor), got {b!r}")
+        check_image(self.image)
+        if not isinstance(self.downsample, int) or self.downsample < 1:
+            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample!r}")
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ConfigError(f"width must be an integer >= 1 (channels), got {self.width!r}")
+        if not isinstance(self.n_bands, int) or self.n_bands < 2:
+            raise ConfigError(f"n_bands must be an integer >= 2, got {self.n_bands!r}")
+        if not (isinstance(self.hf_cutoff, (int, float)) and 0 < self.hf_cutoff < 0.5):
+            raise ConfigError(f"hf_cutoff must be in (0, 0.5) cycles per pixel, got {self.hf_cutoff!r}")
+        h, w = image_size(self.image, self.downsample)
+        for name in ("stride", "base_stride"):
+            s = getattr(self, name)
+            if h % s or w % s:
+                ok = [d for d in (1, 2, 4, 8, 16, 32, 64) if h % d == 0 and w % d == 0]
+                raise ConfigError(
+                    f"{name}={s} does not divide the image size: {self.image!r} downsampled by "
+                    f"{self.downsample} is {h}x{w} pixels; use a {name} that divides both sides "
+                    f"(e.g. {', '.join(map(str, ok))}) or another downsample"
+                )
+        if self.n_bands > min(h, w) // 2:
+            raise ConfigError(f"n_bands={self.n_bands} is more than half the image side ({min(h, w)}): use fewer")
+        self.fit_config()  # iterations, lr, record_every, snapshot_every
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(
+            iterations=self.iterations, lr=self.lr, record_every=self.record_every,
+            snapshot_every=self.snapshot_every, checkpoint_every=max(self.record_every, 100),
+        )
+
+
+def load_target(cfg: UpsamplingConfig) -> np.ndarray:
+    """The image to fit, ``(C, H, W)`` float32 in [0, 1]."""
+    return D.load_image(cfg.image, downsample_factor=cfg.downsample, gray=cfg.gray)
+
+
+def build(cfg: UpsamplingConfig, shape: tuple[int, int, int]):
+    """The decoder for ``cfg.stride`` and its fixed input, ``(1, 32, H / L, W / L)`` white noise."""
+    c, h, w = shape
+    model = M.build_decoder(seed=cfg.seed, out_channels=c, width=cfg.width, stride=cfg.stride, upsample_mode=cfg.mode)
+    z = D.noise_like((1, model.cfg.in_channels, h // cfg.stride, w // cfg.stride), seed=cfg.seed + 10_000)
+    return model, z
+
+
+def _fit_one(cfg: UpsamplingConfig, ctx: Context) -> dict:
+    target = load_target(cfg)
+    model, z = build(cfg, target.shape)
+    rec = fit(
+        model, z, target, cfg.fit_config(), reference=target,
+        metrics={
+            "band_errors": lambda o: spectral.band_errors(o, target, cfg.n_bands),
+            "hf_energy": lambda o: high_frequency_energy(o, cfg.hf_cutoff),
+        },
+        **ctx.fit_kwargs(f"{cfg.mode} stride {cfg.stride}"),
+    )
+    return {
+        "mode": cfg.mode,
+        "stride": cfg.stride,
+        "response": response_data(cfg.mode, cfg.stride),
+        "iterations": rec.iterations,  # (T,)
+        "band_errors": rec.metrics["band_errors"][0],  # (T, n_bands)
+        "band_edges": np.linspace(0, 0.5, cfg.n_bands + 1),  # cycles/pixel
+        "hf_energy": rec.metrics["hf_energy"][0],  # (T,)
+        "loss": rec.loss[0],
+        "psnr": rec.psnr[0],
+        "final": rec.final[0],  # (C, H, W) at the last iteration
+        "final_iteration": int(rec.iterations[-1]),
+        "hf_energy_final": float(rec.metrics["hf_energy"][0][-1]),
+        "snapshot_iterations": rec.snapshot_iterations,
+        "snapshots": None if rec.snapshots is None else rec.snapshots[0],
+        "parameters": M.count_parameters(model),
+        "fit_seconds": rec.seconds,
+    }
+
+
+def _summary(data: dict, cfg: UpsamplingConfig) -> dict:
+    runs = data["runs"]
+    return {
+        "mode": cfg.mode,
+        "strides": sorted(runs),
+        "iteration": data["iteration"],
+        "max_abs_error": data["max_abs_error"],
+        "tolerance": RESPONSE_TOLERANCE,
+        "continuous_max_abs_error": {str(s): r["response"]["continuous_error"] for s, r in sorted(runs.items())},
+        "high_frequency_energy": {str(s): r["hf_energy_final"] for s, r in sorted(runs.items())},
+        "target_high_frequency_energy": data["target_hf_energy"],
+        "final_psnr": {str(s): float(r["psnr"][-1]) for s, r in sorted(runs.items())},
+    }
+
+
+@experiment(
+    "upsampling",
+    config=UpsamplingConfig,
+    profiles={
+        # quick: 128x128 grayscale Barbara, a 32-channel decoder, 300 iterations (~5 s a stride)
+        "quick": {"image": "barbara", "downsample": 4, "width": 32, "iterations": 300},
+        # paper: strides 4 vs 32 over 500 iterations on a 256x256 image, 64 channels
+        "paper": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
+    },
+    summary=_summary,
+)
+def upsampling(cfg: UpsamplingConfig, ctx: Context) -> dict:
+    """Responses of an upsampler and a decoder fitted with a small and a large stride (Fig. 4)."""
+    if cfg.stride == cfg.base_stride:
+        runs = {cfg.stride: _fit_one(cfg, ctx)}
+    else:  # each stride is its own cached sub-run
+        runs = {}
+        for s in sorted({cfg.base_stride, cfg.stride}):
+            sub = ctx.run("upsampling", **{**asdict(cfg), "stride": s, "base_stride": s})
+            runs.update(sub.data["runs"])
+    target = load_target(cfg)
+    return {
+        "runs": runs,  # stride -> one fit and the response of its upsampler
+        "target": target,
+        "target_hf_energy": high_frequency_energy(target, cfg.hf_cutoff),
+        "iteration": int(runs[cfg.stride]["final_iteration"]),
+        "max_abs_error": max(r["response"]["max_abs_error"] for r in runs.values()),
+        "fit_seconds": sum(r["fit_seconds"] for r in runs.values()),
+    }
