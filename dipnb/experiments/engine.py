@@ -64,6 +64,7 @@ class Experiment:
     summary: Callable[[dict, Any], dict] | None
     description: str
     after: Callable[[Result], None] | None = None  # run on every result, computed or loaded (e.g. write a file)
+    version: int = 1  # bump when the experiment's code changes what it returns: old results are recomputed
 
     def parameters(self) -> list[tuple[str, str, Any, str]]:
         """``(name, type, default, comment)`` for every config field."""
@@ -145,6 +146,7 @@ def experiment(
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     summary: Callable[[dict, Any], dict] | None = None,
     after: Callable[[Result], None] | None = None,
+    version: int = 1,
 ):
     """Register ``func(cfg, ctx) -> dict`` as the experiment ``name``.
 
@@ -155,6 +157,7 @@ def experiment(
         summary: ``(data, cfg) -> dict`` of JSON-ready values for the command line.
         after: called with every :class:`Result` of this experiment, computed or loaded, for side
             effects that depend on config fields left out of the cache key (``metadata={"cache": False}``).
+        version: part of the cache key: bump it when a change of ``func`` changes its results.
     """
     profiles = dict(profiles or {})
     for p, vals in profiles.items():
@@ -167,10 +170,16 @@ def experiment(
 
     def wrap(func):
         doc = (func.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Experiment(name, config, func, profiles, summary, doc[0] if doc else "", after)
+        _REGISTRY[name] = Experiment(name, config, func, profiles, summary, doc[0] if doc else "", after, version)
         return func
 
     return wrap
+
+
+def _version(name: str) -> str:
+    """The version string in ``name``'s cache keys: the engine's, and the experiment's own after its first."""
+    v = get(name).version
+    return ENGINE_VERSION if v == 1 else f"{ENGINE_VERSION}/v{v}"
 
 
 def get(name: str) -> Experiment:
@@ -312,7 +321,7 @@ def run_config(
     """Load or compute experiment ``name`` for an already built config (see :func:`run`)."""
     exp = get(name)
     store = store or ResultStore()
-    key = config_key(name, cfg, ENGINE_VERSION)
+    key = config_key(name, cfg, _version(name))
     where = f"{name} [profile {profile}{f' ({reason})' if reason else ''}]"
     if cache:
         entry = store.load(name, key)
@@ -502,7 +511,7 @@ def sweep(
     for i, cfg in enumerate(cfgs):
         if cfg is None:
             continue
-        entry = store.load(name, config_key(name, cfg, ENGINE_VERSION))
+        entry = store.load(name, config_key(name, cfg, _version(name)))
         if entry is not None:
             results[i] = Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
         else:
@@ -543,7 +552,7 @@ def sweep(
                 except Exception as e:
                     fail(i, e)
                 else:
-                    key = config_key(name, cfgs[i], ENGINE_VERSION)
+                    key = config_key(name, cfgs[i], _version(name))
                     store.save(name, key, {"config": asdict(cfgs[i]), "data": res.data, "meta": res.meta})
                     results[i] = res
                 bar.update(1)

@@ -50,6 +50,8 @@ def use_book_style() -> None:
             "legend.frameon": False,
             "image.cmap": "gray",
             "animation.embed_limit": 40.0,
+            # JPEG frames keep an animation embedded in a page several times smaller than PNG.
+            "animation.frame_format": "jpeg",
         }
     )
     try:  # crisp inline figures in notebooks
@@ -199,3 +201,15 @@ def figure_to_png(fig, dpi: int = 100) -> bytes:
 def png_data_uri(png: bytes) -> str:
     """A ``data:image/png;base64,...`` URI for PNG bytes."""
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+_CHAPTER_MODULES = ("gp_prior", "trajectories", "denoising", "decoupling", "upsampling", "kernel_view", "stopping")
+
+
+def __getattr__(name: str):
+    """Import a chapter's plot module on first access (``dipnb.plots.stopping``)."""
+    if name in _CHAPTER_MODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
