@@ -155,11 +155,7 @@ def test_findings_on_constructed_sweeps():
     assert table.count("\n") == len(findings(sweeps)) + 1 and "not tested" in table
 
 
-def test_widget_helpers():
-    import ipywidgets as W
-
-    box = P.model_toggle({"conv": W.Label("a"), "linear": W.Label("b")})
-    assert box.toggle.options == ("conv", "linear") and box.stack.selected_index == 0
+def test_live_explorer():
     calls = []
 
     def compute(model, depth, width):
@@ -168,8 +164,11 @@ def test_widget_helpers():
         return fig
 
     live = P.live_explorer(compute, depths=[4, 10], widths=[16, 64], depth=10, width=64)
+    assert calls == [] and list(live.controls) == ["model", "depth", "width"]
+    live.button.click()
+    assert calls == [("conv", 10, 64)]
     live.show("linear", 4, 16)
-    assert calls == [("linear", 4, 16)]
+    assert calls[-1] == ("linear", 4, 16)
 
     def broken(model, depth, width):
         raise ConfigError("bad depth")

@@ -218,6 +218,9 @@ def test_live_explorer_computes_only_when_asked():
 
     box = P.live_explorer(compute, [2, 3, 4], value=4)
     assert calls == []  # building the controls computes nothing
+    box.button.click()
+    assert calls == [("bilinear", 4)]
+    calls.clear()
     box.show("nearest", 2)
     box.show("bilinear", 3)  # an error is shown, not raised
     assert calls == [("nearest", 2), ("bilinear", 3)]

@@ -20,7 +20,6 @@ __all__ = [
     "se_panels",
     "plot_convergence",
     "capacity_figure",
-    "model_toggle",
     "live_explorer",
     "findings_markdown",
 ]
@@ -185,26 +184,11 @@ def capacity_figure(datas: Sequence[Mapping], titles: Sequence[str] | None = Non
     return fig
 
 
-def model_toggle(boxes: Mapping[str, object], description: str = "model"):
-    """Toggle buttons that switch between widgets (e.g. one slider per model), kernel or not.
-
-    The buttons' index is linked to a ``Stack`` in the browser (``jslink``), so the switch works in
-    the static book as well. Returns a VBox; ``box.toggle`` and ``box.stack`` are its parts.
-    """
-    import ipywidgets as W
-
-    names = list(boxes)
-    toggle = W.ToggleButtons(options=names, description=description, style={"description_width": "initial"})
-    stack = W.Stack([boxes[n] for n in names], selected_index=0)
-    W.jslink((toggle, "index"), (stack, "selected_index"))
-    box = W.VBox([toggle, stack])
-    box.toggle, box.stack = toggle, stack
-    return box
-
-
 def live_explorer(compute, *, models: Sequence[str] = ("conv", "linear"), depths: Sequence[int],
                   widths: Sequence[int], depth: int, width: int):
     """Controls that run one configuration on demand with a running kernel (nothing runs until clicked).
+
+    The chapters' model, depth and width controls on :func:`dipnb.widgets.live_explorer`.
 
     Args:
         compute: ``(model, depth, width) -> Figure``, e.g. run ``decoupling-1d`` and draw :func:`plot_se`.
@@ -216,36 +200,19 @@ def live_explorer(compute, *, models: Sequence[str] = ("conv", "linear"), depths
         width)`` is what a click does (exposed for tests).
     """
     import ipywidgets as W
-    from IPython.display import display
 
-    from ..widgets import png_widget
-    from . import figure_to_png
+    from ..widgets import live_explorer as _live_explorer
 
     style = {"description_width": "initial"}
-    model_w = W.ToggleButtons(options=list(models), description="model", style=style)
-    depth_w = W.Dropdown(options=list(depths), value=depth, description="depth", style=style,
-                         layout=W.Layout(width="150px"))
-    width_w = W.Dropdown(options=list(widths), value=width, description="width", style=style,
-                         layout=W.Layout(width="160px"))
-    button = W.Button(description="compute", icon="play", button_style="primary")
-    note = W.HTML("<small>Needs a running Python kernel (Jupyter, Colab); the slider above works everywhere. "
-                  "A run takes a few seconds and is cached.</small>")
-    out = W.Output()
-
-    def show(model: str, d: int, w: int) -> None:
-        out.clear_output(wait=True)
-        with out:
-            try:
-                fig = compute(model, int(d), int(w))
-            except Exception as e:  # e.g. a depth the signal length cannot take: show the message
-                print(f"{type(e).__name__}: {e}")
-                return
-            display(png_widget(figure_to_png(fig)))
-
-    button.on_click(lambda _: show(model_w.value, depth_w.value, width_w.value))
-    box = W.VBox([W.HBox([model_w, depth_w, width_w, button]), note, out])
-    box.button, box.output, box.show = button, out, show
-    return box
+    controls = {
+        "model": W.ToggleButtons(options=list(models), description="model", style=style),
+        "depth": W.Dropdown(options=list(depths), value=depth, description="depth", style=style,
+                            layout=W.Layout(width="150px")),
+        "width": W.Dropdown(options=list(widths), value=width, description="width", style=style,
+                            layout=W.Layout(width="160px")),
+    }
+    return _live_explorer(lambda model, depth, width: compute(model, int(depth), int(width)), controls,
+                          note="A run takes a few seconds and is cached.")
 
 
 def findings_markdown(findings: Sequence[Mapping]) -> str:

@@ -14,8 +14,8 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import spectral
-from . import PALETTE, _ax, figure_to_png, show_image
+from .. import spectral, widgets
+from . import PALETTE, _ax, show_image
 
 __all__ = [
     "plot_decomposition",
@@ -249,9 +249,9 @@ def stride_mode_slider(pngs: Mapping[str, Sequence[bytes]], strides: Sequence[in
                        mode: str | None = None) -> W.VBox:
     """A mode toggle and a stride slider over precomputed figures; works without a kernel.
 
-    Each mode has a Stack of pictures (one per stride); an outer Stack holds the modes. The
-    slider's index is linked in the browser (``jslink``) to every inner Stack, and the toggle's to
-    the outer one, so both controls work in the static HTML book.
+    A :func:`dipnb.widgets.figure_grid`: each mode has a Stack of pictures (one per stride) linked
+    in the browser to the one slider, and an outer Stack of the modes is linked to the toggle, so
+    both controls work in the static HTML book and a mode switch keeps the stride.
 
     Args:
         pngs: mode -> PNG bytes, one per stride.
@@ -260,33 +260,15 @@ def stride_mode_slider(pngs: Mapping[str, Sequence[bytes]], strides: Sequence[in
     Returns:
         A VBox; ``box.toggle``, ``box.slider``, ``box.stack`` are its parts.
     """
-    from ..widgets import png_widget
-
-    modes = list(pngs)
-    strides = list(strides)
-    for m in modes:
-        if len(pngs[m]) != len(strides):
-            raise ValueError(f"got {len(pngs[m])} pictures for mode {m} and {len(strides)} strides")
-    start = strides.index(value) if value is not None else 0
-    mstart = modes.index(mode) if mode is not None else 0
-    toggle = W.ToggleButtons(options=modes, index=mstart, description="mode",
-                             style={"description_width": "initial", "button_width": "90px"})
-    slider = W.SelectionSlider(options=[str(s) for s in strides], index=start, description="stride L",
-                               continuous_update=True, style={"description_width": "initial"},
-                               layout=W.Layout(width="420px"))
-    inner = [W.Stack([png_widget(p) for p in pngs[m]], selected_index=start) for m in modes]
-    outer = W.Stack(inner, selected_index=mstart)
-    for st in inner:
-        W.jslink((slider, "index"), (st, "selected_index"))
-    W.jslink((toggle, "index"), (outer, "selected_index"))
-    box = W.VBox([W.HBox([toggle, slider]), outer])
-    box.toggle, box.slider, box.stack = toggle, slider, outer
-    return box
+    return widgets.figure_grid(pngs, strides, description="stride L", choice_description="mode", value=value,
+                               choice=mode, button_width="90px")
 
 
 def live_explorer(compute: Callable[[str, int], object], strides: Sequence[int], *,
                   modes: Sequence[str] = ("bilinear", "nearest"), value: int | None = None) -> W.VBox:
     """Controls that compute a new grid point with a running kernel (nothing runs until clicked).
+
+    The chapter's mode and stride controls on :func:`dipnb.widgets.live_explorer`.
 
     Args:
         compute: ``(mode, stride) -> Figure`` (e.g. run the experiment and draw :func:`stride_panel`).
@@ -296,30 +278,12 @@ def live_explorer(compute: Callable[[str, int], object], strides: Sequence[int],
         A VBox with a mode toggle, a stride dropdown, a button and an Output; ``box.button``,
         ``box.output`` and ``box.show(mode, stride)`` (what a click does) are exposed for testing.
     """
-    from IPython.display import display
-
-    from ..widgets import png_widget
-
     strides = list(strides)
-    mode_w = W.ToggleButtons(options=list(modes), description="mode",
-                             style={"description_width": "initial", "button_width": "90px"})
-    stride_w = W.Dropdown(options=strides, value=value if value is not None else strides[0], description="stride L",
-                          style={"description_width": "initial"}, layout=W.Layout(width="180px"))
-    button = W.Button(description="compute", icon="play", button_style="primary")
-    note = W.HTML("<small>Needs a running Python kernel (Jupyter, Colab); the slider above works everywhere.</small>")
-    out = W.Output()
-
-    def show(mode: str, stride: int) -> None:
-        out.clear_output(wait=True)
-        with out:
-            try:
-                fig = compute(mode, int(stride))
-            except Exception as e:  # show the message (e.g. a stride that does not divide the size)
-                print(f"{type(e).__name__}: {e}")
-                return
-            display(png_widget(figure_to_png(fig)))
-
-    button.on_click(lambda _: show(mode_w.value, stride_w.value))
-    box = W.VBox([W.HBox([mode_w, stride_w, button]), note, out])
-    box.button, box.output, box.show = button, out, show
-    return box
+    controls = {
+        "mode": W.ToggleButtons(options=list(modes), description="mode",
+                                style={"description_width": "initial", "button_width": "90px"}),
+        "stride": W.Dropdown(options=strides, value=value if value is not None else strides[0],
+                             description="stride L", style={"description_width": "initial"},
+                             layout=W.Layout(width="180px")),
+    }
+    return widgets.live_explorer(lambda mode, stride: compute(mode, int(stride)), controls)
