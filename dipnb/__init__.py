@@ -26,3 +26,14 @@ def sweep(name: str, grid, **kwargs):
 
 
 __all__ = ["__version__", "run", "sweep", "ConfigError", "DataError", "DipnbError", "FitDivergedError"]
+
+_SUBMODULES = ("cli", "data", "experiments", "fit", "metrics", "models", "plots", "runtime", "spectral", "widgets")
+
+
+def __getattr__(name: str):
+    """Import a submodule on first access, so ``dipnb.experiments`` works after ``import dipnb``."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,6 +76,7 @@ class FitRecord:
     final: np.ndarray  # (R, C, *spatial) the output at the last recorded step
     seconds: float = 0.0  # wall time of the optimisation (this process's part, if resumed)
     device: str = "cpu"
+    best_output: np.ndarray | None = None  # (R, C, *spatial) each run's output at its best recorded PSNR
     extra: dict = field(default_factory=dict)
 
     def best(self, run: int = 0) -> tuple[float, int]:
@@ -119,7 +120,11 @@ class _Recorder:
         self.snaps: list[np.ndarray] = []  # each (R, C, *spatial)
         self.snap_every = cfg.snapshot_every
         self.snap_bytes = 4 * n_runs * math.prod(out_shape)
+        self.n_runs = n_runs
         self.final: np.ndarray | None = None
+        # Each run's best recorded PSNR and output: kept here so that a checkpoint carries them.
+        self.best_psnr: list[float] = [-math.inf] * n_runs
+        self.best_out: list[np.ndarray | None] = [None] * n_runs
 
     def state(self) -> dict:
         return dict(self.__dict__, cfg=None)
@@ -141,15 +146,20 @@ class _Recorder:
     def record(self) -> FitRecord:
         snaps = np.stack(self.snaps, axis=1) if self.snaps else None  # (R, S, C, ...)
         metrics = {k: np.stack([np.asarray(v) for v in vals], axis=1) for k, vals in self.metrics.items()}
+
+        def by_run(rows):  # T lists of R values -> (R, T), also when T = 0
+            return np.asarray(rows, dtype=np.float64).reshape(-1, self.n_runs).T
+
         return FitRecord(
             iterations=np.asarray(self.iterations),
-            loss=np.asarray(self.loss).T,
-            psnr=None if self.psnr is None else np.asarray(self.psnr).T,
+            loss=by_run(self.loss),
+            psnr=None if self.psnr is None else by_run(self.psnr),
             eps=None if self.eps is None else np.asarray(self.eps),
             metrics=metrics,
             snapshot_iterations=np.asarray(self.snap_iters, dtype=int),
             snapshots=snaps,
             final=self.final,
+            best_output=None if any(b is None for b in self.best_out) else np.stack(self.best_out),
         )
 
 
@@ -183,6 +193,8 @@ def fit(
             image when ``target`` is noisy.
         metrics: name -> function of one run's output ``(1, C, *spatial)`` (float32, on the fitting
             device) returning a float or a 1D array, evaluated at every recorded iteration.
+            Keep them pure: after a resume, state held in a closure is lost (the output at the
+            best PSNR is recorded for you in ``FitRecord.best_output``).
         minibatch_seed: seeds the choice of pixels when ``cfg.batch_pixels > 0``.
         device: where to compute; default :func:`dipnb.runtime.pick_device`.
         checkpoint: a file to save resumable state to every ``cfg.checkpoint_every`` iterations;
@@ -196,7 +208,7 @@ def fit(
     Raises:
         FitDivergedError: the loss became NaN or infinite; its ``record`` holds the trajectory so far.
     """
-    device = torch.device(device) if device is not None else pick_device()
+    device = device if isinstance(device, torch.device) else pick_device(device)  # validates names, 'auto'
     if device.type == "cpu":
         tune_cpu_allocator()
     models = [models] if isinstance(models, nn.Module) else list(models)
@@ -283,15 +295,23 @@ def fit(
             if do_record:
                 if not all(math.isfinite(v) for v in losses):
                     rec.final = torch.cat(outs).cpu().numpy()
+                    if not bool(torch.isfinite(tgt).all()):
+                        hint = "the target contains NaN or infinite values: clean it"
+                    else:
+                        hint = "lower the learning rate"
+                        hint += " or use fp32" if cfg.precision != "fp32" else ""
                     raise FitDivergedError(
                         f"the loss became {losses} at iteration {it} (lr={cfg.lr}, precision="
-                        f"{cfg.precision}): lower the learning rate or use fp32",
+                        f"{cfg.precision}): {hint}",
                         record=rec.record(),
                     )
                 rec.iterations.append(it)
                 rec.loss.append(losses)
                 if rec.psnr is not None:
                     rec.psnr.append([_psnr(o, ref) for o in outs])
+                    for r, p in enumerate(rec.psnr[-1]):
+                        if p > rec.best_psnr[r]:
+                            rec.best_psnr[r], rec.best_out[r] = p, outs[r][0].cpu().numpy()
                 if rec.eps is not None:
                     pairs = [
                         float(((outs[a] - outs[b]) ** 2).sum()) for a in range(R) for b in range(a + 1, R)

@@ -125,16 +125,10 @@ def denoising(cfg: DenoisingConfig, ctx: Context) -> dict:
     """Fit a model to a noisy image and score every recorded output against the clean image."""
     clean, noisy = load_pair(cfg)
     model, z = build(cfg, clean.shape)
-    best = {"psnr": -np.inf, "out": None, "it": -1}
-
-    def track(out):  # keeps the best output without storing the whole trajectory
-        p = psnr(out, clean[None])
-        if p > best["psnr"]:
-            best.update(psnr=p, out=out[0].cpu().numpy().copy())
-        return p
-
+    # The output at the best PSNR is kept by fit itself (rec.best_output), so that it survives
+    # a resume from a checkpoint; state kept in a metric closure would not.
     rec = fit(
-        model, z, noisy, cfg.fit_config(), reference=clean, metrics={"psnr_clean": track},
+        model, z, noisy, cfg.fit_config(), reference=clean,
         minibatch_seed=cfg.seed, **ctx.fit_kwargs(f"{cfg.model} {cfg.image} seed {cfg.seed}"),
     )
     curve = rec.psnr[0]
@@ -148,7 +142,7 @@ def denoising(cfg: DenoisingConfig, ctx: Context) -> dict:
         "loss": rec.loss[0],
         "best_psnr": float(curve[i]),
         "best_iteration": int(rec.iterations[i]),
-        "best_output": best["out"] if best["out"] is not None else rec.final[0],
+        "best_output": rec.best_output[0],
         "final_psnr": float(curve[-1]),
         "final_output": rec.final[0],
         "snapshot_iterations": rec.snapshot_iterations,
