@@ -185,9 +185,30 @@ def animate_frames(frames: Sequence, titles: Sequence[str], *, spectra: bool = T
         return (im,) if sp is None else (im, sp)
 
     anim = FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
-    html = anim.to_jshtml(default_mode="loop")
+    html = offline_player(anim.to_jshtml(default_mode="loop"))
     plt.close(fig)
     return HTML(html)
+
+
+# Matplotlib's JavaScript player draws its buttons with Font Awesome icons from a CDN; the book
+# makes no request outside its own site, so the icons become plain Unicode symbols.
+_PLAYER_ICONS = {
+    "minus": "\u2212", "plus": "+", "fast-backward": "\u23ee", "step-backward": "\u25c1",
+    "play fa-flip-horizontal": "\u25c0", "pause": "\u23f8", "play": "\u25b6", "step-forward": "\u25b7",
+    "fast-forward": "\u23ed",
+}
+
+
+def offline_player(html: str) -> str:
+    """Matplotlib's ``to_jshtml`` player with its CDN stylesheet removed and its icons as text."""
+    import re
+
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    for name, glyph in _PLAYER_ICONS.items():
+        html = html.replace(f'<i class="fa fa-{name}"></i>', f'<span aria-hidden="true">{glyph}</span>')
+    if "fa fa-" in html or "https://" in html:
+        raise RuntimeError("the animation player still refers to an icon font or a remote resource")
+    return html
 
 
 def figure_to_png(fig, dpi: int = 100) -> bytes:
