@@ -31,12 +31,14 @@ from .runtime import pick_device, tune_cpu_allocator
 __all__ = ["FitConfig", "FitRecord", "fit", "atomic_save"]
 
 PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
 class FitConfig:
     iterations: int = 1000  # optimisation steps per run
-    lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
+    lr: float = 1e-3  # learning rate (the paper's Adam 1e-3)
+    optimizer: str = "adam"  # "adam" (the paper's) or "sgd" (plain full-batch gradient descent, no momentum)
     record_every: int = 1  # iterations between recorded scalars (loss, PSNR, eps, metrics)
     snapshot_every: int = 0  # iterations between stored outputs; 0 stores none
     snapshot_budget_mb: float = 256.0  # memory for snapshots; past it, every other one is dropped
@@ -56,6 +58,8 @@ class FitConfig:
                 raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer {self.optimizer!r} is not allowed: use adam or sgd")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not allowed: use fp32 or bf16")
         if self.snapshot_budget_mb <= 0:
@@ -182,7 +186,7 @@ def fit(
     callbacks: Sequence[Callable[[int], None]] = (),
     description: str = "fit",
 ) -> FitRecord:
-    """Fit each model to ``target`` from its own fixed input with Adam + MSE, side by side.
+    """Fit each model to ``target`` from its own fixed input with Adam (or plain SGD) + MSE, side by side.
 
     Args:
         models: one network or R networks (independent runs; build each with its own seed).
@@ -233,7 +237,10 @@ def fit(
     zs = [z.to(device).contiguous(memory_format=mem) if z.dim() == 4 else z.to(device) for z in inputs]
     for m in models:
         m.train()
-    opts = [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
+    if cfg.optimizer == "adam":
+        opts = [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
+    else:
+        opts = [torch.optim.SGD(m.parameters(), lr=cfg.lr, momentum=0.0) for m in models]
     gen = torch.Generator(device="cpu").manual_seed(int(minibatch_seed))
     n_pixels = math.prod(tgt.shape[2:])
     tgt_flat = tgt.flatten(2)  # (1, C, N)

@@ -31,7 +31,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
@@ -476,52 +475,49 @@ def gradient_descent(
         for the steps before, with ``"diverged_at"`` the iteration.
     """
     from .errors import FitDivergedError
+    from .fit import FitConfig, fit
 
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ConfigError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(iterations, int) or iterations < 1:
         raise ConfigError(f"iterations must be an integer >= 1, got {iterations!r}")
-    model = model.to(z.device).train()
     tgt = torch.as_tensor(np.asarray(target) if not torch.is_tensor(target) else target, dtype=z.dtype)
     if tgt.dim() == z.dim() - 1:
         tgt = tgt[None]  # (1, C, *spatial)
     if tgt.dim() != z.dim() or tgt.shape[0] != 1 or tgt.shape[2:] != z.shape[2:]:
         raise ConfigError(f"target of shape {tuple(tgt.shape)} does not match the input {tuple(z.shape)}")
-    tgt = tgt.to(z.device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0)
-    values, losses, probes = [], [], {}
+    probes: dict = {}
     probe_at = set(int(t) for t in probe_at) if probe is not None else set()
-    from tqdm.auto import tqdm
+    if 0 in probe_at:
+        probes[0] = probe(model)
 
-    for it in tqdm(range(iterations), desc=description, disable=not progress, leave=False):
-        if it in probe_at:
-            probes[it] = probe(model)
-        opt.zero_grad(set_to_none=True)
-        out = model(z)  # (1, C, *spatial)
-        loss = F.mse_loss(out, tgt)
-        if not math.isfinite(float(loss.detach())):
-            partial = {
-                "iterations": np.arange(it),
-                "values": np.stack(values) if values else np.zeros((0, 0)),
-                "loss": np.asarray(losses),
-                "final": None,
-                "probes": probes,
-                "diverged_at": it,
-            }
-            raise FitDivergedError(
-                f"gradient descent diverged at iteration {it} (lr={lr}): lower the step", record=partial
-            )
-        loss.backward()
-        opt.step()
-        values.append(np.asarray(record(out.detach())))
-        losses.append(float(loss.detach()))
-    if iterations in probe_at:
-        probes[iterations] = probe(model)
+    def probe_after(it: int) -> None:  # fit calls this after update `it`: the weights after it + 1 updates
+        if it + 1 in probe_at:
+            probes[it + 1] = probe(model)
+
+    # The book's one fitting loop, with plain gradient descent in place of Adam.
+    cfg = FitConfig(iterations=iterations, lr=float(lr), optimizer="sgd", record_every=1, channels_last=False)
+    try:
+        rec = fit(model, z, tgt, cfg, metrics={"values": record}, device=z.device, progress=progress,
+                  callbacks=(probe_after,) if probe_at else (), description=description)
+    except FitDivergedError as e:
+        part = e.record
+        it = len(part.iterations)
+        partial = {
+            "iterations": np.arange(it),
+            "values": part.metrics["values"][0] if "values" in part.metrics else np.zeros((0, 0)),
+            "loss": part.loss[0],
+            "final": None,
+            "probes": probes,
+            "diverged_at": it,
+        }
+        raise FitDivergedError(f"gradient descent diverged at iteration {it} (lr={lr}): lower the step",
+                               record=partial) from None
     return {
-        "iterations": np.arange(iterations),
-        "values": np.stack(values),
-        "loss": np.asarray(losses),
-        "final": out.detach().cpu().numpy()[0],
+        "iterations": rec.iterations,
+        "values": rec.metrics["values"][0],
+        "loss": rec.loss[0],
+        "final": rec.final[0],
         "probes": probes,
     }
 
