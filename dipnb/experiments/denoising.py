@@ -69,7 +69,8 @@ class DenoisingConfig:
             snapshot_every=self.snapshot_every,
             batch_pixels=self.batch_pixels if self.model == "relunet" else 0,
             precision=self.precision,
-            checkpoint_every=max(self.record_every, 100),
+            # DIP-Linear's checkpoints (weights + Adam state) would be gigabytes and its runs are short.
+            checkpoint_every=0 if self.model == "linear" else max(self.record_every, 100),
         )
 
 
@@ -93,7 +94,8 @@ def build(cfg: DenoisingConfig, shape: tuple[int, int, int]):
 
 def load_pair(cfg: DenoisingConfig) -> tuple[np.ndarray, np.ndarray]:
     """The clean image and its noisy version, ``(C, H, W)`` float32 in [0, 1]."""
-    mult = 2 ** (cfg.depth or DEFAULT_DEPTH["dip"]) if cfg.model == "dip" else 1
+    # Every model is given the same pixels (cropped for the DIP's scales), so a table compares like with like.
+    mult = 2 ** (cfg.depth or DEFAULT_DEPTH["dip"]) if cfg.model == "dip" else 2 ** DEFAULT_DEPTH["dip"]
     clean = D.load_image(cfg.image, downsample_factor=cfg.downsample, size_multiple=mult)
     noisy = D.add_gaussian_noise(clean, cfg.sigma / 255.0, seed=cfg.noise_seed)
     return clean, noisy
