@@ -11,7 +11,20 @@ export DIPNB_CACHE ?= $(CURDIR)/.cache/results
 export DIPNB_PROFILE ?= quick
 export MPLBACKEND ?= Agg
 
-.PHONY: install book test unit nbval lint bench clean
+.PHONY: install book assets browser test unit nbval lint bench clean clean-book
+
+# Notebooks run one after another, never in parallel (also under `make -j`).
+.NOTPARALLEL:
+
+# Notebooks need Matplotlib's inline backend: the Agg exported above would hide every figure.
+NB_ENV := DIPNB_PROGRESS=0 MPLBACKEND=module://matplotlib_inline.backend_inline
+# -W: a warning (a broken reference, a missing page, a failing cell) fails the build.
+# `make book BOOK_FLAGS=` builds leniently.
+BOOK_FLAGS ?= -W --keep-going
+NPM ?= npm
+NODE_STAMP := tools/node_modules/.installed
+ASSETS_STAMP := _build/site-assets/vendor/versions.json
+PKG_STAMP := _build/.dipnb-sources
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,19 +39,44 @@ unit: $(STAMP)
 	$(PY) -m pytest -q tests -m "not browser"
 
 nbval: $(STAMP)
-	DIPNB_PROGRESS=0 $(PY) -m pytest -q --nbval-lax notebooks/
+	$(NB_ENV) $(PY) -m pytest -q --nbval-lax notebooks/
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dipnb tests benchmarks
+	$(VENV)/bin/ruff check dipnb tests benchmarks tools
 
-book: $(STAMP)
-	DIPNB_PROGRESS=0 $(VENV)/bin/jupyter-book build . --path-output _build
-	@echo "The book is at $(CURDIR)/_build/_build/html/index.html"
+# The JavaScript the site serves itself (MathJax 3, the ipywidgets HTML manager), pinned by
+# tools/package-lock.json, copied into _build/site-assets (see tools/site_assets.py).
+$(NODE_STAMP): tools/package.json tools/package-lock.json
+	$(NPM) ci --prefix tools --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
 
-test: lint unit nbval
+$(ASSETS_STAMP): $(NODE_STAMP) tools/site_assets.py | $(STAMP)
+	$(PY) tools/site_assets.py
+
+assets: $(ASSETS_STAMP)
+
+# Jupyter Book re-executes a chapter only when its code cells change. When the package changes,
+# forget its execution cache so every chapter runs again (the experiments' results stay cached).
+$(PKG_STAMP): $(shell find dipnb -name '*.py' 2>/dev/null)
+	rm -rf _build/.jupyter_cache
+	@mkdir -p _build && touch $@
+
+book: $(STAMP) $(ASSETS_STAMP) $(PKG_STAMP)
+	@t0=$$(date +%s); \
+	$(NB_ENV) $(VENV)/bin/jupyter-book build $(BOOK_FLAGS) . || exit $$?; \
+	echo "The book is at $(CURDIR)/_build/html/index.html (built in $$(( $$(date +%s) - t0 )) s)"
+
+# Drives Chromium over the built site (tests/test_browser.py); screenshots in _build/screenshots.
+browser: $(STAMP)
+	$(PY) -m pytest -q -m browser tests/test_browser.py
+
+test: lint unit nbval book browser
 
 bench: $(STAMP)
 	$(PY) benchmarks/step.py
 
 clean:
 	rm -rf _build .cache/results
+
+clean-book:
+	rm -rf _build

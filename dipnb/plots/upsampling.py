@@ -127,7 +127,7 @@ def plot_responses(resps: Sequence[Mapping], ax=None, *, logy: bool = True):
 
 
 def plot_formula_errors(resps: Sequence[Mapping], ax=None):
-    """|formula - measured| against frequency: the paper's normalised formulas vs our closed form."""
+    """``|formula - measured|`` against frequency: the paper's normalised formulas vs our closed form."""
     ax = _ax(ax)
     floor = 1e-17
     for i, r in enumerate(resps):
