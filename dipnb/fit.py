@@ -267,6 +267,7 @@ def fit(
             rec.load(state["recorder"])
             start = state["next"]
 
+    check_every_step = device.type == "cpu"
     amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
     use_amp = amp_dtype is not None
     show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
@@ -280,6 +281,7 @@ def fit(
             do_record = it % cfg.record_every == 0 or it == last
             do_snap = cfg.snapshot_every > 0 and (it % max(rec.snap_every, 1) == 0 or it == last)
             outs, losses = [], []
+            diverged = False
             for m, z, opt in zip(models, zs, opts, strict=True):
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -292,6 +294,10 @@ def fit(
                         loss = F.mse_loss(out.float(), tgt)
                 loss.backward()
                 opt.step()
+                # On the CPU reading the loss is free, so a divergence is caught at once; on a GPU
+                # it would synchronise every step, so there it is checked at recorded iterations.
+                if check_every_step and not do_record and not math.isfinite(float(loss.detach())):
+                    do_record, diverged = True, True
                 if do_record or do_snap:
                     if cfg.batch_pixels:  # the minibatch loss is not the image's: predict it whole
                         with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -300,7 +306,7 @@ def fit(
                     outs.append(o)
                     losses.append(float(F.mse_loss(o, tgt)) if cfg.batch_pixels else float(loss.detach()))
             if do_record:
-                if not all(math.isfinite(v) for v in losses):
+                if diverged or not all(math.isfinite(v) for v in losses):
                     rec.final = torch.cat(outs).cpu().numpy()
                     if not bool(torch.isfinite(tgt).all()):
                         hint = "the target contains NaN or infinite values: clean it"

@@ -334,3 +334,23 @@ def test_huge_learning_rate_diverges_and_keeps_the_record(problem):
     assert len(rec.iterations) >= 1, "what was computed before the divergence is kept"
     assert rec.loss.shape == (1, len(rec.iterations)) and np.isfinite(rec.loss).all()
     assert rec.psnr.shape == (1, len(rec.iterations))
+
+
+def test_divergence_is_caught_between_records_on_the_cpu():
+    """With sparse records the CPU still stops at the step where the loss became NaN."""
+    import dipnb.fit as fitmod
+
+    model = torch.nn.Conv1d(1, 1, 3, padding=1)
+    target = torch.zeros(1, 16)
+    target[0, 5] = float("nan")
+    cfg = fitmod.FitConfig(iterations=200, record_every=50)
+    with pytest.raises(fitmod.FitDivergedError, match="iteration 0 ") as err:
+        fitmod.fit(model, torch.randn(1, 1, 16), target, cfg, device="cpu", progress=False)
+    assert "target contains NaN" in str(err.value)
+    target = torch.zeros(1, 16)
+    with pytest.raises(fitmod.FitDivergedError) as err:
+        fitmod.fit(torch.nn.Conv1d(1, 1, 3, padding=1), torch.full((1, 1, 16), 1e3), target + 1.0,
+                   fitmod.FitConfig(iterations=200, record_every=50, lr=1e6, optimizer="sgd"),
+                   device="cpu", progress=False)
+    it = int(str(err.value).split("at iteration ")[1].split(" ")[0])
+    assert it % 50 != 0 and it < 50, f"caught late, at iteration {it}"
