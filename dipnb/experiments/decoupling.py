@@ -113,17 +113,29 @@ class DecouplingConfig:
         return FitConfig(iterations=self.iterations, lr=self.lr, record_every=1, snapshot_every=1)
 
 
-def build(cfg: DecouplingConfig):
-    """The model of ``cfg`` (weights from ``cfg.seed``) and its fixed input ``z``, ``(1, 1, L)``."""
-    if cfg.model == "conv":
-        model = M.build_conv1d(
-            seed=cfg.seed, width=cfg.width, depth=cfg.depth, batch_norm=cfg.batch_norm,
-            scales=resolve_scales(cfg.depth, cfg.length, cfg.scales),
+def build_1d(model: str, *, length: int, width: int, depth: int, scales: int, seed: int, **conv_options):
+    """A 1D conv encoder-decoder (``model="conv"``) or its fully connected twin, and its fixed input.
+
+    ``conv_options`` (``batch_norm``, ``upsample_mode`` ...) go to :func:`dipnb.models.build_conv1d`.
+
+    Returns:
+        ``(model, z)``: weights from ``seed``; ``z`` ``(1, 1, L)`` noise from ``seed + 10000``, the
+        same for both models.
+    """
+    if model == "conv":
+        net = M.build_conv1d(
+            seed=seed, width=width, depth=depth, scales=resolve_scales(depth, length, scales), **conv_options
         )
     else:
-        model = M.build_fc1d(length=cfg.length, width=cfg.width, depth=cfg.depth, seed=cfg.seed)
-    z = D.noise_like((1, 1, cfg.length), seed=cfg.seed + 10_000)  # (1, 1, L), the same for both models
-    return model, z
+        net = M.build_fc1d(length=length, width=width, depth=depth, seed=seed)
+    z = D.noise_like((1, 1, length), seed=seed + 10_000)  # (1, 1, L)
+    return net, z
+
+
+def build(cfg: DecouplingConfig):
+    """The model of ``cfg`` (weights from ``cfg.seed``) and its fixed input ``z``, ``(1, 1, L)``."""
+    return build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
+                    seed=cfg.seed, batch_norm=cfg.batch_norm)
 
 
 def _summary(data: dict, cfg: DecouplingConfig) -> dict:

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
-from .. import data as D
 from .. import models as M
 from .. import ntk
 from ..errors import ConfigError, FitDivergedError
 from ..fit import FitConfig, fit
+from .decoupling import build_1d, resolve_scales
 from .engine import Context, experiment
 
 __all__ = ["KernelConfig", "KernelViewConfig", "MODELS", "OPTIMIZERS", "AUTO_GD_STEP", "resolve_scales", "build"]
@@ -36,21 +36,11 @@ __all__ = ["KernelConfig", "KernelViewConfig", "MODELS", "OPTIMIZERS", "AUTO_GD_
 MODELS = ("conv", "linear")
 OPTIMIZERS = ("gd", "adam")
 UPSAMPLE_MODES = ("nearest", "linear")
-MIN_COARSEST = 8  # automatic scales stop halving once the signal would be shorter than this
 # gd_step = 0 picks these fractions of the linearised stability limit N / lambda_max. The deep fully
 # connected twin is far from linear: above ~0.005 of the limit its real loss diverges in a few steps.
 AUTO_GD_STEP = {"conv": 0.25, "linear": 0.002}
 
 
-def resolve_scales(depth: int, length: int, scales: int = -1) -> int:
-    """How many times the conv net halves the length: ``scales``, or for -1 as many as
-    ``depth // 2`` allows while the coarsest signal keeps at least 8 samples and the length divides."""
-    if scales >= 0:
-        return scales
-    s = min(depth // 2, max(0, int(math.log2(length)) - int(math.log2(MIN_COARSEST))))
-    while s > 0 and length % 2**s:
-        s -= 1
-    return s
 
 
 def _check_int(name: str, value, low: int, what: str = "") -> None:
@@ -161,15 +151,9 @@ class KernelViewConfig:
 
 def build(cfg: KernelConfig | KernelViewConfig) -> tuple[torch.nn.Module, torch.Tensor]:
     """The model of ``cfg`` (weights from ``cfg.seed``) and its fixed input ``z``, ``(1, 1, L)``."""
-    if cfg.model == "conv":
-        model = M.build_conv1d(
-            seed=cfg.seed, width=cfg.width, depth=cfg.depth, upsample_mode=cfg.upsample_mode,
-            scales=resolve_scales(cfg.depth, cfg.length, cfg.scales),
-        )
-    else:
-        model = M.build_fc1d(length=cfg.length, width=cfg.width, depth=cfg.depth, seed=cfg.seed)
-    z = D.noise_like((1, 1, cfg.length), seed=cfg.seed + 10_000)  # (1, 1, L)
-    return model, z
+    options = {"upsample_mode": cfg.upsample_mode} if cfg.model == "conv" else {}
+    return build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
+                    seed=cfg.seed, **options)
 
 
 def sum_of_sines(length: int, frequencies, amplitude: float) -> np.ndarray:
