@@ -46,6 +46,7 @@ __all__ = [
     "SweepFailure",
     "grid_combinations",
     "compute_task",
+    "on_result_stored",
 ]
 
 # Bump the suffix when a change of the engine changes what a stored result means.
@@ -137,6 +138,30 @@ class Result:
 
 
 _REGISTRY: dict[str, Experiment] = {}
+
+# Called in the computing process with (experiment name, key) right after a result is stored.
+_STORED_HOOKS: list[Callable[[str, str], None]] = []
+
+
+def on_result_stored(callback: Callable[[str, str], None]) -> Callable[[], None]:
+    """Call ``callback(name, key)`` in this process each time a computed result has been stored.
+
+    The result is on disk when the callback runs, before it is returned to the caller, so a
+    callback sees exactly the moment at which a run is finished and safe. Used for audits, and by
+    the tests to stop a worker at the worst moment (stored, not yet collected).
+
+    Returns:
+        A function that removes the callback again.
+    """
+    _STORED_HOOKS.append(callback)
+
+    def remove() -> None:
+        if callback in _STORED_HOOKS:
+            _STORED_HOOKS.remove(callback)
+
+    return remove
+
+
 
 
 def experiment(
@@ -355,6 +380,9 @@ def run_config(
     if trace:  # one line per finished computation (never per cache load), for audits and tests
         with open(trace, "a") as f:
             f.write(f"{name} {key} {os.getpid()} {meta['seconds']:.3f}\n")
+    if cache:
+        for hook in list(_STORED_HOOKS):
+            hook(name, key)
     if verbose:
         _log(f"{where}: done in {meta['seconds']:.1f} s")
     res = Result(name, cfg, data, meta, cached=False)
@@ -451,17 +479,45 @@ def _in_dask_worker_threads() -> int | None:
         return None
 
 
-def compute_task(name: str, cfg, profile: str, threads: int | None = None) -> Result:
-    """Compute one config in a worker process and return its result (nothing is cached there).
+def _writable(root: Path) -> bool:
+    """Whether this process can create files under ``root`` (the caller's results cache)."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def compute_task(
+    name: str, cfg, profile: str, threads: int | None = None, store_root: str | None = None
+) -> Result:
+    """Compute one config in a worker process and return its result.
 
     Pins the worker's resources first: torch uses ``threads`` threads (default: the dask
     worker's thread count, if this runs in one), and the device is the worker's own GPU when it
-    has one (give each worker one GPU with ``CUDA_VISIBLE_DEVICES``), else the CPU. A checkpoint
-    in the worker's cache folder lets a task that is retried on the same machine resume.
+    has one (give each worker one GPU with ``CUDA_VISIBLE_DEVICES``), else the CPU.
+
+    ``store_root`` is the caller's results cache. Where this worker can write to it (a
+    ``LocalCluster``, or a filesystem shared by the cluster), the task first looks there and
+    loads a stored result instead of computing it, and otherwise stores its result there,
+    atomically, before returning it. A run that finished is then safe even if this worker dies
+    before the caller collects it: the scheduler reruns the task elsewhere, and that task loads
+    the stored result. A retried run also resumes from its checkpoint there. Where the folder
+    cannot be written, the result reaches the cache only once the caller has collected it.
+
+    Returns:
+        The :class:`Result` (``cached`` is True when it was loaded instead of computed).
     """
     threads = threads or _in_dask_worker_threads()
     if threads:
         torch.set_num_threads(int(threads))
+    if store_root is not None and _writable(Path(store_root)):
+        store = ResultStore(store_root)
+        return run_config(name, cfg, profile=profile, progress=False, verbose=False, store=store, cache=True)
     return run_config(name, cfg, profile=profile, progress=False, verbose=False, cache=False)
 
 
@@ -484,6 +540,8 @@ def sweep(
     process, or on ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask cluster's:
     see :mod:`dipnb.distributed`). Each result is stored in this process's cache as soon as it
     arrives, so an interrupted sweep resumes where it stopped and nothing finished is lost.
+    Workers that can write to this cache store each result themselves before returning it (see
+    :func:`compute_task`), so a run finished on a worker that then dies is not computed again.
 
     Args:
         errors: ``"raise"`` (a bad config raises :class:`ConfigError` before anything runs; a
@@ -544,7 +602,8 @@ def sweep(
         else:
             from concurrent.futures import as_completed
 
-            futures = {executor.submit(compute_task, name, cfgs[i], prof): i for i in todo}
+            root = str(store.root.resolve())
+            futures = {executor.submit(compute_task, name, cfgs[i], prof, None, root): i for i in todo}
             for fut in as_completed(futures):
                 i = futures.pop(fut)
                 try:
@@ -553,7 +612,10 @@ def sweep(
                     fail(i, e)
                 else:
                     key = config_key(name, cfgs[i], _version(name))
-                    store.save(name, key, {"config": asdict(cfgs[i]), "data": res.data, "meta": res.meta})
+                    # A worker that reaches this cache stored the result already; one that does
+                    # not (another machine, no shared filesystem) leaves it to the caller.
+                    if store.load(name, key) is None:
+                        store.save(name, key, {"config": asdict(cfgs[i]), "data": res.data, "meta": res.meta})
                     results[i] = res
                 bar.update(1)
     if failed and errors == "raise":
