@@ -190,12 +190,18 @@ def test_publish_uses_the_pages_actions_in_order():
     assert job["environment"]["url"] == "${{ steps." + deploy["id"] + ".outputs.page_url }}"
 
 
+def colab_branch() -> str:
+    """The branch the site's Colab buttons open (``launch_buttons.colab_branch``, else ``colab``)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return (config.get("launch_buttons") or {}).get("colab_branch") or "colab"
+
+
 def test_publish_pushes_the_colab_branch():
     workflow = load(PUBLISH)
     pushes = [w for w in commands(workflow) if w[:2] == ["git", "push"]]
     assert len(pushes) == 1, pushes
     refspec = pushes[0][-1]
-    assert refspec.endswith(":refs/heads/colab"), refspec
+    assert refspec.endswith(f":refs/heads/{colab_branch()}"), refspec
     job_id, step = next((j, s) for j, s in steps(workflow) if "git push" in s.get("run", ""))
     assert workflow["jobs"][job_id]["permissions"].get("contents") == "write"
     # The branch holds colab/<chapter>.ipynb and student/<chapter>.ipynb from the two targets.
@@ -204,7 +210,7 @@ def test_publish_pushes_the_colab_branch():
 
 
 def test_ci_skips_the_colab_branch():
-    assert "colab" in triggers(load(CI))["push"].get("branches-ignore", [])
+    assert colab_branch() in triggers(load(CI))["push"].get("branches-ignore", [])
 
 
 def test_every_make_target_in_a_workflow_exists():
