@@ -11,7 +11,7 @@ export DIPNB_CACHE ?= $(CURDIR)/.cache/results
 export DIPNB_PROFILE ?= quick
 export MPLBACKEND ?= Agg
 
-.PHONY: install book assets browser test unit nbval lint bench clean clean-book
+.PHONY: install book assets browser test unit smoke nbval lint bench clean clean-book
 
 # Notebooks run one after another, never in parallel (also under `make -j`).
 .NOTPARALLEL:
@@ -37,6 +37,13 @@ install: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests -m "not browser"
+
+# Every experiment in the paper profile, smoke mode (the paper's sizes, a handful of steps), one
+# process each: a crash, a shape error or a peak memory over 15 GiB fails it, naming the experiment.
+smoke: $(STAMP)
+	@t0=$$(date +%s); \
+	DIPNB_SMOKE_ALL=1 $(PY) -m pytest -q -rA -m smoke tests/test_smoke.py || exit $$?; \
+	echo "make smoke: every experiment ran in $$(( $$(date +%s) - t0 )) s"
 
 nbval: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest -q --nbval-lax notebooks/
@@ -72,7 +79,7 @@ book: $(STAMP) $(ASSETS_STAMP) $(PKG_STAMP)
 browser: $(STAMP)
 	$(PY) -m pytest -q -m browser tests/test_browser.py
 
-test: lint unit nbval book browser
+test: lint unit smoke nbval book browser
 
 bench: $(STAMP)
 	$(PY) benchmarks/step.py

@@ -208,10 +208,10 @@ def _cmd_run(args) -> int:
     from .experiments import make_config, run_config
 
     overrides = _parse_sets(args.name, args.set or [])
-    cfg, prof, reason = make_config(args.name, args.profile, **overrides)
+    cfg, prof, reason = make_config(args.name, args.profile, smoke=args.smoke, **overrides)
     res = run_config(
         args.name, cfg, profile=prof, reason=reason, cache=not args.no_cache,
-        progress=not args.quiet, device=args.device,
+        progress=not args.quiet, device=args.device, smoke=args.smoke,
     )
     summary = _jsonable(res.summary())
     out = {
@@ -222,6 +222,12 @@ def _cmd_run(args) -> int:
         "meta": _jsonable(res.meta),
         "summary": summary,
     }
+    if res.smoke:
+        out = {"SMOKE": True, **out, "config": _jsonable(asdict(res.config))}
+        peak = res.meta.get("peak_memory_bytes")
+        if peak is not None:
+            kind = res.meta["peak_memory_kind"]
+            print(f"dipnb: SMOKE run of {args.name}: peak memory {peak / 2**30:.2f} GiB ({kind})")
     text = json.dumps(out, indent=2)
     if args.json:
         with open(args.json, "w") as f:
@@ -229,6 +235,90 @@ def _cmd_run(args) -> int:
         print(f"dipnb: summary written to {args.json}")
     else:
         print(json.dumps(summary, indent=2))
+    return 0
+
+
+def claims_table(outcomes: list) -> list[dict]:
+    """One row per claim: chapter, claim, passes out of the seeds, the worst check, minutes."""
+    rows: dict[str, dict] = {}
+    for o in outcomes:
+        row = rows.setdefault(o.claim.id, {"chapter": o.claim.chapter, "claim": o.claim.name, "outcomes": []})
+        row["outcomes"].append(o)
+    out = []
+    for row in rows.values():
+        os_ = row.pop("outcomes")
+        checks = [c for o in os_ for c in o.checks]
+        worst = min(checks, key=lambda c: c.relative_margin) if checks else None
+        smoke = any(o.smoke for o in os_)
+        passes = sum(o.passed is True for o in os_)
+        row["passes"] = "SMOKE" if smoke else (f"{passes}/{len(os_)}" if checks else "n/a")
+        row["worst"] = (f"{worst.what}: {_short(worst.value)} {worst.op} {_short(worst.bound)}"
+                        if worst is not None else "no check applies")
+        row["minutes"] = round(sum(o.seconds for o in os_) / 60, 2)
+        out.append(row)
+    return out
+
+
+def _short(x: float) -> str:
+    from .claims import _fmt
+
+    return _fmt(x)
+
+
+def _cmd_claims(args) -> int:
+    import time
+
+    from . import claims as C
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be an integer >= 1 (seeds 0..N-1), got {args.seeds}")
+    todo = C.claims_for(args.chapter)  # an unknown chapter fails here, before anything runs
+    from .experiments import resolve_profile
+
+    prof, reason = resolve_profile(args.profile)
+    print(f"dipnb: {len(todo)} claims x {args.seeds} seeds, profile {prof} ({reason})"
+          + (", SMOKE" if args.smoke else ""), flush=True)
+    outcomes = []
+    for c in todo:
+        for seed in range(args.seeds):
+            o = c.evaluate(prof, seed, smoke=args.smoke or None)
+            outcomes.append(o)
+            if not args.quiet:
+                status = "SMOKE" if o.smoke else {True: "holds", False: "FAILS", None: "n/a"}[o.passed]
+                print(f"dipnb: {c.id} seed {seed}: {status} ({o.seconds:.1f} s)", flush=True)
+    rows = claims_table(outcomes)
+    print(_table(rows))
+    if args.json:
+        out = {
+            "profile": prof, "seeds": args.seeds, "smoke": any(o.smoke for o in outcomes),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "table": rows,
+            "outcomes": [
+                {"claim": o.claim.id, "sentence": o.claim.sentence, "seed": o.seed, "passed": o.passed,
+                 "seconds": o.seconds,
+                 "checks": [{"what": c.what, "value": c.value, "op": c.op, "bound": c.bound, "passed": c.passed,
+                             "margin": c.margin, "note": c.note} for c in o.checks]}
+                for o in outcomes
+            ],
+        }
+        with open(args.json, "w") as fh:
+            fh.write(json.dumps(_jsonable(out), indent=2) + "\n")
+        print(f"dipnb: claims written to {args.json}")
+    return 1 if any(o.passed is False for o in outcomes) else 0
+
+
+def _cmd_cache(args) -> int:
+    from .experiments import cache
+
+    if args.cache_command == "export":
+        out = cache.export_results(args.path, experiments=args.experiment)
+        skipped = f" ({out['skipped']} left out: another engine version, smoke runs or unreadable)" \
+            if out["skipped"] else ""
+        print(f"dipnb: {out['results']} results written to {out['path']} ({out['bytes'] / 2**20:.1f} MiB){skipped}")
+        return 0
+    out = cache.import_results(args.source)
+    print(f"dipnb: {out['imported']} results imported into {cache.default_root()}, "
+          f"{out['present']} already present")
     return 0
 
 
@@ -244,6 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     r.add_argument("--no-cache", action="store_true", help="compute even if a cached result exists")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--smoke", action="store_true",
+                   help="smoke run: the profile's sizes, a handful of steps, peak memory reported; never a result")
+    c = sub.add_parser("claims", help="check every chapter's claims over seeds 0..N-1 and print a table")
+    c.add_argument("--chapter", default=None, help="only this chapter's claims (default: every chapter)")
+    c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per claim (default 1)")
+    c.add_argument("--profile", default=None, help="quick, paper or auto (default: DIPNB_PROFILE or auto)")
+    c.add_argument("--json", metavar="PATH", help="write every check of every seed as JSON")
+    c.add_argument("--smoke", action="store_true", help="smoke runs: exercise the code, check nothing")
+    c.add_argument("--quiet", action="store_true", help="no line per claim and seed")
+    k = sub.add_parser("cache", help="export stored results to one archive, or import one (a path or URL)")
+    ksub = k.add_subparsers(dest="cache_command", required=True)
+    ke = ksub.add_parser("export", help="write the cached results (DIPNB_CACHE) to a zip archive")
+    ke.add_argument("path", help="the archive to write, e.g. demo-cache.zip")
+    ke.add_argument("--experiment", action="append", metavar="NAME", help="only this experiment (repeatable)")
+    ki = ksub.add_parser("import", help="check an archive whole, then add its results to the cache")
+    ki.add_argument("source", help="a path or an http(s) URL of an archive written by `cache export`")
     s = sub.add_parser("sweep", help="run an experiment over a grid of configs, here or on a Dask cluster")
     s.add_argument("name", help="experiment name (see `list`)")
     s.add_argument("--grid", action="append", metavar="KEY=V1,V2",
@@ -269,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "sweep":
             return _cmd_sweep(args)
+        if args.command == "claims":
+            return _cmd_claims(args)
     except (DipnbError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"dipnb: error: {msg}", file=sys.stderr)

@@ -46,6 +46,8 @@ __all__ = [
     "SweepFailure",
     "grid_combinations",
     "compute_task",
+    "SMOKE_STEPS",
+    "smoke_overrides",
     "on_result_stored",
 ]
 
@@ -66,6 +68,7 @@ class Experiment:
     description: str
     after: Callable[[Result], None] | None = None  # run on every result, computed or loaded (e.g. write a file)
     version: int = 1  # bump when the experiment's code changes what it returns: old results are recomputed
+    smoke: Mapping[str, Any] | str | None = None  # how smoke mode shortens it (see smoke_overrides)
 
     def parameters(self) -> list[tuple[str, str, Any, str]]:
         """``(name, type, default, comment)`` for every config field."""
@@ -89,6 +92,8 @@ class Context:
     store: ResultStore
     key: str
     use_cache: bool = True
+    smoke: bool = False  # a smoke run: every nested run is one too
+    child_peaks: list = field(default_factory=list)  # peak memory (bytes) of the nested runs computed
 
     @property
     def checkpoint(self) -> Path:
@@ -106,10 +111,13 @@ class Context:
 
     def run(self, name: str, **overrides) -> Result:
         """Run (or load) another experiment with this context's profile, device and cache."""
-        return run(
+        res = run(
             name, profile=self.profile, device=self.device, progress=self.progress,
-            store=self.store, cache=self.use_cache, verbose=False, **overrides,
+            store=self.store, cache=self.use_cache, verbose=False, smoke=self.smoke, **overrides,
         )
+        if not res.cached and res.meta.get("peak_memory_bytes") is not None:
+            self.child_peaks.append(res.meta["peak_memory_bytes"])
+        return res
 
 
 @dataclass
@@ -126,12 +134,24 @@ class Result:
     def profile(self) -> str:
         return self.meta.get("profile", "?")
 
+    @property
+    def smoke(self) -> bool:
+        """True for a smoke run (a handful of steps to exercise the code): never a result to show."""
+        return bool(self.meta.get("smoke", False))
+
     def summary(self) -> dict:
-        """The JSON-ready summary the command line writes (experiment-specific)."""
+        """The JSON-ready summary the command line writes (experiment-specific).
+
+        A smoke run's summary starts with ``"SMOKE"``: its numbers come from a handful of steps.
+        """
         exp = get(self.name)
         if exp.summary is not None:
-            return exp.summary(self.data, self.config)
-        return {k: v for k, v in self.data.items() if isinstance(v, (int, float, str, bool, type(None)))}
+            out = exp.summary(self.data, self.config)
+        else:
+            out = {k: v for k, v in self.data.items() if isinstance(v, (int, float, str, bool, type(None)))}
+        if self.smoke:
+            out = {"SMOKE": f"smoke run ({SMOKE_STEPS} steps): exercises the code, not a result", **out}
+        return out
 
     def __getitem__(self, key: str):
         return self.data[key]
@@ -172,6 +192,7 @@ def experiment(
     summary: Callable[[dict, Any], dict] | None = None,
     after: Callable[[Result], None] | None = None,
     version: int = 1,
+    smoke: Mapping[str, Any] | str | None = None,
 ):
     """Register ``func(cfg, ctx) -> dict`` as the experiment ``name``.
 
@@ -183,6 +204,10 @@ def experiment(
         after: called with every :class:`Result` of this experiment, computed or loaded, for side
             effects that depend on config fields left out of the cache key (``metadata={"cache": False}``).
         version: part of the cache key: bump it when a change of ``func`` changes its results.
+        smoke: how smoke mode shortens the experiment (see :func:`smoke_overrides`): ``None``
+            shortens the iteration-like fields found by name; a mapping ``{field: value or
+            function of the value}`` names them itself (``{}``: nothing to shorten, it runs whole);
+            a string says why it cannot be shortened (smoke mode then raises :class:`ConfigError`).
     """
     profiles = dict(profiles or {})
     for p, vals in profiles.items():
@@ -195,7 +220,9 @@ def experiment(
 
     def wrap(func):
         doc = (func.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Experiment(name, config, func, profiles, summary, doc[0] if doc else "", after, version)
+        _REGISTRY[name] = Experiment(
+            name, config, func, profiles, summary, doc[0] if doc else "", after, version, smoke
+        )
         return func
 
     return wrap
@@ -299,11 +326,13 @@ def _matches(value, tp) -> bool:
     return True
 
 
-def make_config(name: str, profile: str | None = None, **overrides):
+def make_config(name: str, profile: str | None = None, *, smoke: bool = False, **overrides):
     """Build and validate the config of experiment ``name`` for a profile, with overrides.
 
     Lists and tuples given for tuple fields are accepted. Unknown parameters, values of the
     wrong type and out-of-range values raise :class:`ConfigError` naming what is allowed.
+    With ``smoke=True`` the fields of :func:`smoke_overrides` are shortened before the config
+    is built (so a caller's shortened ``iterations`` never meets a longer default elsewhere).
 
     Returns:
         ``(cfg, profile, reason)``.
@@ -323,8 +352,110 @@ def make_config(name: str, profile: str | None = None, **overrides):
         if isinstance(v, list):
             v = values[k] = tuple(v)
         _check_type(name, k, v, hints[k])
-    cfg = exp.config(**values)
+    if smoke:
+        full = {f.name: f.default for f in fields(exp.config) if f.default is not dataclasses.MISSING}
+        full.update(values)
+        values.update(smoke_overrides(name, full))
+    try:
+        cfg = exp.config(**values)
+    except ConfigError as e:
+        if not smoke:
+            raise
+        raise ConfigError(f"experiment {name!r}: the smoke-mode config is invalid: {e}") from e
     return cfg, prof, reason
+
+
+# Smoke mode: the paper's sizes, a handful of steps. A smoke run exercises every code path
+# (building, fitting, recording, summaries) and measures peak memory; it is never a result.
+SMOKE_STEPS = 4  # optimisation steps of every fit in smoke mode
+SMOKE_SAMPLES = 4  # networks drawn, where an experiment draws many (covariance estimates)
+_SMOKE_BY_NAME: dict[str, Callable[[int], int]] = {
+    "iterations": lambda v: min(v, SMOKE_STEPS),
+    "record_every": lambda v: min(v, 1),  # 0 (never) stays 0
+    "snapshot_every": lambda v: min(v, 1),
+    "samples": lambda v: min(v, SMOKE_SAMPLES),
+    "kernel_samples": lambda v: min(v, SMOKE_SAMPLES),
+    "seeds": lambda v: min(v, 1),
+    "runs": lambda v: min(v, 1),
+}
+
+
+def smoke_overrides(name: str, cfg) -> dict:
+    """The config fields that smoke mode shortens for experiment ``name``, and their new values.
+
+    ``cfg`` is a config of the experiment, or a dict of its field values.
+
+    An experiment declares them with ``@experiment(..., smoke=...)``. Without a declaration,
+    the fields are found by name: ``iterations`` and ``*_iterations`` are cut to
+    ``SMOKE_STEPS``, ``record_every`` and ``snapshot_every`` to 1, ``samples`` and
+    ``kernel_samples`` to ``SMOKE_SAMPLES``, ``seeds`` and ``runs`` to 1. Sizes (image side,
+    channels, depth) are never touched: a smoke run builds every model at the profile's size.
+
+    Raises:
+        ConfigError: the experiment cannot be shortened (its declaration says why, or it has
+            no iteration-like field and declares nothing).
+    """
+    exp = get(name)
+    if isinstance(exp.smoke, str):
+        raise ConfigError(f"experiment {name!r} cannot run in smoke mode: {exp.smoke}")
+    values = cfg if isinstance(cfg, Mapping) else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    out = {}
+    if exp.smoke is not None:
+        for k, rule in exp.smoke.items():
+            out[k] = rule(values[k]) if callable(rule) else rule
+        return out
+    for f in fields(exp.config):
+        v = values[f.name]
+        if not isinstance(v, int) or isinstance(v, bool):
+            continue
+        rule = _SMOKE_BY_NAME.get(f.name)
+        if rule is None and f.name.endswith("_iterations"):
+            rule = _SMOKE_BY_NAME["iterations"]
+        if rule is not None:
+            out[f.name] = rule(v)
+    if not any(k == "iterations" or k.endswith("_iterations") or k in ("samples", "kernel_samples") for k in out):
+        raise ConfigError(
+            f"experiment {name!r} cannot run in smoke mode: it has no iteration-like field to shorten "
+            "and declares none (@experiment(smoke=...))"
+        )
+    return out
+
+
+def _smoke_config(name: str, cfg):
+    """``cfg`` with the fields of :func:`smoke_overrides` shortened (validated again)."""
+    try:
+        return dataclasses.replace(cfg, **smoke_overrides(name, cfg))
+    except ConfigError as e:
+        if "smoke mode" in str(e):
+            raise
+        raise ConfigError(f"experiment {name!r}: the smoke-mode config is invalid: {e}") from e
+
+
+def _smoke_env() -> bool:
+    """``DIPNB_SMOKE`` (``1``: every run is a smoke run, e.g. to execute the chapters quickly)."""
+    v = os.environ.get("DIPNB_SMOKE", "0").strip().lower()
+    if v in ("", "0", "false", "no", "off"):
+        return False
+    if v in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"DIPNB_SMOKE={v!r} is not allowed: use 0 or 1")
+
+
+def _reset_peak(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def _peak_memory(dev: torch.device) -> tuple[int, str]:
+    """Peak memory since :func:`_reset_peak`, in bytes, and what was measured."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        return int(torch.cuda.max_memory_allocated(dev)), "cuda max_memory_allocated"
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return int(rss if sys.platform == "darwin" else rss * 1024), "process peak RSS (ru_maxrss)"
 
 
 def _log(msg: str) -> None:
@@ -342,12 +473,19 @@ def run_config(
     cache: bool = True,
     verbose: bool = True,
     reason: str = "",
+    smoke: bool = False,
 ) -> Result:
-    """Load or compute experiment ``name`` for an already built config (see :func:`run`)."""
+    """Load or compute experiment ``name`` for an already built config (see :func:`run`).
+
+    With ``smoke=True`` the config is first shortened (:func:`smoke_overrides`) and the result is
+    cached under a key of its own, marked ``meta["smoke"] = True``.
+    """
     exp = get(name)
     store = store or ResultStore()
-    key = config_key(name, cfg, _version(name))
-    where = f"{name} [profile {profile}{f' ({reason})' if reason else ''}]"
+    if smoke:
+        cfg = _smoke_config(name, cfg)
+    key = config_key(name, cfg, _version(name) + ("+smoke" if smoke else ""))
+    where = f"{name} [profile {profile}{f' ({reason})' if reason else ''}{', SMOKE' if smoke else ''}]"
     if cache:
         entry = store.load(name, key)
         if entry is not None:
@@ -362,13 +500,19 @@ def run_config(
     show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
     if verbose:
         _log(f"{where}: computing on {describe_device(dev)}")
-    ctx = Context(name, profile, dev, show, store, key, cache)
+    ctx = Context(name, profile, dev, show, store, key, cache, smoke)
+    _reset_peak(dev)
     t0 = time.perf_counter()
     data = exp.func(cfg, ctx)
+    seconds = time.perf_counter() - t0
+    peak, peak_kind = _peak_memory(dev)
     meta = {
+        "smoke": smoke,
+        "peak_memory_bytes": max([peak, *ctx.child_peaks]),  # nested runs reset the CUDA counter
+        "peak_memory_kind": peak_kind,
         "profile": profile,
         "device": str(dev),
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "engine": ENGINE_VERSION,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -384,7 +528,8 @@ def run_config(
         for hook in list(_STORED_HOOKS):
             hook(name, key)
     if verbose:
-        _log(f"{where}: done in {meta['seconds']:.1f} s")
+        _log(f"{where}: done in {meta['seconds']:.1f} s, peak memory {meta['peak_memory_bytes'] / 2**20:.0f} MiB "
+             f"({peak_kind})")
     res = Result(name, cfg, data, meta, cached=False)
     if exp.after is not None:
         exp.after(res)
@@ -400,6 +545,7 @@ def run(
     store: ResultStore | None = None,
     cache: bool = True,
     verbose: bool = True,
+    smoke: bool | None = None,
     **overrides,
 ) -> Result:
     """Run experiment ``name``, or load it from the cache if this exact config was run before.
@@ -409,15 +555,18 @@ def run(
             paper on a CUDA GPU, quick elsewhere).
         device: where to compute (default: CUDA, then MPS, then CPU).
         cache: read and write the result cache (``DIPNB_CACHE``).
+        smoke: a smoke run (default ``DIPNB_SMOKE``, else False): the profile's sizes, a handful
+            of steps (:func:`smoke_overrides`), peak memory in ``meta``, cached apart, never a result.
         **overrides: config fields to set, e.g. ``seed=3``.
 
     Returns:
         A :class:`Result`; ``result.data`` holds the arrays, ``result.summary()`` the headline numbers.
     """
-    cfg, prof, reason = make_config(name, profile, **overrides)
+    smoke = _smoke_env() if smoke is None else bool(smoke)
+    cfg, prof, reason = make_config(name, profile, smoke=smoke, **overrides)
     return run_config(
         name, cfg, profile=prof, device=device, progress=progress, store=store,
-        cache=cache, verbose=verbose, reason=reason,
+        cache=cache, verbose=verbose, reason=reason, smoke=smoke,
     )
 
 

@@ -195,6 +195,7 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
         "paper": {"length": 256, "width": 256},
     },
     summary=_kernel_summary,
+    smoke={},  # one Jacobian at the profile's size, no iterations: smoke mode runs it whole
 )
 def kernel_spectrum(cfg: KernelConfig, ctx: Context) -> dict:
     """Empirical tangent kernel of a 1D net at initialisation: spectrum and Fourier structure."""

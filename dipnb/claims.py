@@ -1,0 +1,775 @@
+"""Every chapter's claims as code: the sentence, the numbers it rests on, and the bounds.
+
+A :class:`Claim` names a chapter and the sentence it checks, and measures it: for a profile and a
+seed it runs (or loads from the cache) the chapter's experiments through :func:`dipnb.run` and
+returns :class:`Check` objects, each a measured value, a comparison and a bound. For a claim
+that takes an image, the seed picks both the network's weights and the noise. Seed 0 is the run
+the chapter shows; the chapter's assertion cell calls :func:`check` with the same definitions,
+and ``python -m dipnb claims`` runs them over many seeds.
+
+In smoke mode (``smoke=True`` or ``DIPNB_SMOKE=1``) the same code runs on smoke results (a
+handful of steps, see :func:`dipnb.experiments.engine.smoke_overrides`): the numbers are
+computed, so every code path is exercised, but nothing is checked and no outcome counts as a
+pass or a fail.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = [
+    "Check",
+    "Claim",
+    "Outcome",
+    "CLAIMS",
+    "chapters",
+    "claims_for",
+    "get",
+    "evaluate",
+    "check",
+    "smoke_from_env",
+]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One measured value against one bound: ``value op bound``.
+
+    A value that could not be measured (an event that never happened in the run) is NaN and
+    fails; ``note`` says why.
+    """
+
+    what: str  # what was measured, with its unit
+    value: float
+    op: str  # one of >=, >, <=, <
+    bound: float
+    note: str = ""
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"op must be one of {', '.join(_OPS)}, got {self.op!r}")
+
+    @property
+    def passed(self) -> bool:
+        """Whether ``value op bound`` holds (NaN never does)."""
+        v = float(self.value)
+        return not math.isnan(v) and _OPS[self.op](v, float(self.bound))
+
+    @property
+    def margin(self) -> float:
+        """Room left, in the value's units: positive when the check passes, negative when it fails."""
+        v, b = float(self.value), float(self.bound)
+        if math.isnan(v):
+            return -math.inf
+        return v - b if self.op in (">=", ">") else b - v
+
+    @property
+    def relative_margin(self) -> float:
+        """:attr:`margin` divided by ``|bound|`` (by 1 when the bound is 0), to compare checks."""
+        b = abs(float(self.bound))
+        return self.margin / (b if b > 0 else 1.0)
+
+    def __str__(self) -> str:
+        mark = "ok" if self.passed else "FAILS"
+        extra = f" ({self.note})" if self.note else ""
+        return f"{self.what}: {_fmt(self.value)} {self.op} {_fmt(self.bound)}  {mark}{extra}"
+
+
+def _fmt(x: float) -> str:
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        return f"{x:.2e}"
+    return f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
+
+
+Measure = Callable[..., list[Check]]  # (profile, seed, smoke, **options) -> checks
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sentence of a chapter and the function that measures it."""
+
+    name: str  # unique within its chapter
+    chapter: str  # the notebook's name, e.g. "decoupling-1d"
+    sentence: str  # what the chapter says, checked by every Check the measure returns
+    measure: Measure
+
+    @property
+    def id(self) -> str:
+        return f"{self.chapter}/{self.name}"
+
+    def evaluate(self, profile: str | None = None, seed: int = 0, smoke: bool | None = None, **options) -> Outcome:
+        """Measure this claim for one profile and seed (running or loading the experiments)."""
+        from .experiments import resolve_profile
+
+        prof, _ = resolve_profile(profile)
+        smoke = smoke_from_env() if smoke is None else bool(smoke)
+        _check_seed(seed)
+        t0 = time.perf_counter()
+        checks = list(self.measure(prof, seed, smoke, **options))
+        return Outcome(self, prof, seed, smoke, checks, time.perf_counter() - t0)
+
+
+@dataclass
+class Outcome:
+    """The checks of one claim for one profile and seed."""
+
+    claim: Claim
+    profile: str
+    seed: int
+    smoke: bool
+    checks: list[Check]
+    seconds: float  # wall time of the measure, computing or loading (s)
+
+    @property
+    def passed(self) -> bool | None:
+        """True if every check holds; None in smoke mode (nothing is checked) or with no check."""
+        if self.smoke or not self.checks:
+            return None
+        return all(c.passed for c in self.checks)
+
+    @property
+    def worst(self) -> Check | None:
+        """The check with the least relative margin (the one closest to failing, or failing most)."""
+        return min(self.checks, key=lambda c: c.relative_margin) if self.checks else None
+
+    def report(self) -> str:
+        """The claim's sentence and one line per check."""
+        head = f"{self.claim.id} (profile {self.profile}, seed {self.seed}): {self.claim.sentence}"
+        if self.smoke:
+            head += "\n  SMOKE: computed on smoke runs, not checked"
+        return "\n".join([head, *(f"  {c}" for c in self.checks)])
+
+
+CLAIMS: dict[str, Claim] = {}  # id ("chapter/name") -> claim, in definition order
+
+
+def claim(chapter: str, name: str, sentence: str) -> Callable[[Measure], Measure]:
+    """Register ``measure(profile, seed, smoke, **options) -> list[Check]`` as a claim of ``chapter``."""
+
+    def wrap(func: Measure) -> Measure:
+        c = Claim(name, chapter, sentence, func)
+        if c.id in CLAIMS:
+            raise ValueError(f"claim {c.id} is defined twice")
+        CLAIMS[c.id] = c
+        return func
+
+    return wrap
+
+
+def chapters() -> list[str]:
+    """Chapters that have claims, in book order."""
+    out: list[str] = []
+    for c in CLAIMS.values():
+        if c.chapter not in out:
+            out.append(c.chapter)
+    return out
+
+
+def claims_for(chapter: str | None = None, names: Iterable[str] | None = None) -> list[Claim]:
+    """The claims of one chapter (all chapters: None), optionally only those named.
+
+    Raises:
+        ConfigError: an unknown chapter or claim name (the message lists the known ones).
+    """
+    if chapter is not None and chapter not in chapters():
+        raise ConfigError(f"unknown chapter {chapter!r}: chapters with claims are {', '.join(chapters())}")
+    out = [c for c in CLAIMS.values() if chapter is None or c.chapter == chapter]
+    if names is not None:
+        names = list(names)
+        known = [c.name for c in out]
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise ConfigError(f"unknown claim {bad[0]!r} of chapter {chapter!r}: known are {', '.join(known)}")
+        out = [c for c in out if c.name in names]
+    return out
+
+
+def get(claim_id: str) -> Claim:
+    """The claim ``"chapter/name"``."""
+    if claim_id not in CLAIMS:
+        raise ConfigError(f"unknown claim {claim_id!r}: known are {', '.join(CLAIMS)}")
+    return CLAIMS[claim_id]
+
+
+def smoke_from_env() -> bool:
+    """``DIPNB_SMOKE`` as a boolean (the engine's rule; unset: False)."""
+    from .experiments.engine import _smoke_env
+
+    return _smoke_env()
+
+
+def _check_seed(seed) -> None:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+
+
+def evaluate(
+    chapter: str | None = None,
+    *,
+    profile: str | None = None,
+    seeds: Sequence[int] = (0,),
+    smoke: bool | None = None,
+    names: Iterable[str] | None = None,
+    **options,
+) -> list[Outcome]:
+    """Measure every claim of ``chapter`` (all: None) for every seed; one :class:`Outcome` each."""
+    todo = claims_for(chapter, names)
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("seeds must name at least one seed")
+    for s in seeds:
+        _check_seed(s)
+    return [c.evaluate(profile, s, smoke, **options) for c in todo for s in seeds]
+
+
+def check(
+    chapter: str,
+    names: Iterable[str] | None = None,
+    *,
+    profile: str | None = None,
+    seeds: Sequence[int] = (0,),
+    smoke: bool | None = None,
+    **options,
+) -> list[Outcome]:
+    """A chapter's assertion cell: measure, print every number against its bound, and assert.
+
+    In smoke mode the numbers are printed but nothing is asserted (the output says so).
+
+    Raises:
+        AssertionError: some check fails; the message lists every failing one.
+    """
+    outcomes = evaluate(chapter, profile=profile, seeds=seeds, smoke=smoke, names=names, **options)
+    failing = []
+    for o in outcomes:
+        print(o.report())
+        failing += [f"{o.claim.id} seed {o.seed}: {c}" for c in o.checks if not c.passed]
+    if outcomes and outcomes[0].smoke:
+        print("SMOKE mode: these numbers come from a handful of steps; the assertions are skipped.")
+        return outcomes
+    assert not failing, "claims that do not hold:\n" + "\n".join(failing)
+    return outcomes
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the measures
+
+
+def _run(name: str, profile: str, smoke: bool, **overrides):
+    from .experiments import run
+
+    return run(name, profile=profile, smoke=smoke, verbose=False, **overrides)
+
+
+def _num(x) -> float:
+    """A measured number; None (an event that never happened) becomes NaN."""
+    return float("nan") if x is None else float(x)
+
+
+def _never(x, what: str) -> str:
+    return f"{what} never happened in the run" if x is None else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# quickstart: one DIP fit of a noisy image
+
+
+@claim("quickstart", "early-peak",
+       "The output is cleanest early: its best PSNR is >= 3 dB above the noisy input, it loses >= 2 dB "
+       "to the noise by the end, and the peak comes between iterations 20 and 300.")
+def _quickstart(profile: str, seed: int, smoke: bool) -> list[Check]:
+    r = _run("denoising", profile, smoke, iterations=400, snapshot_every=20, seed=seed, noise_seed=seed)
+    return [
+        Check("best - noisy PSNR (dB)", r["best_psnr"] - r["noisy_psnr"], ">=", 3.0),
+        Check("best - final PSNR (dB)", r["best_psnr"] - r["final_psnr"], ">=", 2.0),
+        Check("best iteration", r["best_iteration"], ">=", 20),
+        Check("best iteration", r["best_iteration"], "<=", 300),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# gp-prior: the DIP at initialisation
+
+_GP_SEED_BLOCK = 20_000  # gp-prior draws nets seed .. seed + samples - 1 and z from seed + 10_000
+
+
+def _gp(profile: str, seed: int, smoke: bool):
+    return _run("gp-prior", profile, smoke, seed=seed * _GP_SEED_BLOCK)
+
+
+@claim("gp-prior", "smooth",
+       "Outputs at initialisation are smooth: little energy above 3/8 cycles/pixel against below 1/8, "
+       "and far smoother than white noise.")
+def _gp_smooth(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments.gp_prior import TOLERANCES
+
+    s = _gp(profile, seed, smoke)["samples"]
+    ratio, white = s["high_low_energy_ratio"], s["white_high_low_energy_ratio"]
+    return [
+        Check("high/low energy ratio", ratio, "<", TOLERANCES["high_low_energy_ratio"]),
+        Check("white noise's ratio / the prior's", white / ratio, ">", 40),
+    ]
+
+
+@claim("gp-prior", "stationary",
+       "The covariance of the outputs is stationary (the same in every block) and isotropic "
+       "(horizontal, vertical and diagonal alike).")
+def _gp_stationary(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments.gp_prior import TOLERANCES
+
+    s = _gp(profile, seed, smoke)["samples"]
+    return [
+        Check("block covariance deviation / variance", s["stationarity_max_deviation"], "<",
+              TOLERANCES["stationarity"]),
+        Check("horizontal vs vertical deviation", s["isotropy_max_deviation"], "<", TOLERANCES["isotropy"]),
+        Check("diagonal vs axis deviation", s["diagonal_max_deviation"], "<", TOLERANCES["isotropy"]),
+    ]
+
+
+@claim("gp-prior", "kernel-theory",
+       "The 1D decoder's covariance matches the infinite-width kernel recursion, with a ReLU plateau "
+       "well above zero.")
+def _gp_kernel(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments.gp_prior import TOLERANCES
+
+    k = _gp(profile, seed, smoke)["kernel"]
+    return [
+        Check("max |analytic - measured| kernel", k["kernel_max_abs_error"], "<", TOLERANCES["kernel"]),
+        Check("same, means removed", k["kernel_max_abs_error_centred"], "<", TOLERANCES["kernel"]),
+        Check("theory's plateau", k["plateau_theory"], ">", 0.5),
+        Check("theory's plateau", k["plateau_theory"], "<", 0.9),
+    ]
+
+
+@claim("gp-prior", "smoother-with-depth",
+       "With bilinear upsampling the correlation length grows with depth, and bilinear outputs are "
+       "smoother than nearest ones at every depth.")
+def _gp_depth(profile: str, seed: int, smoke: bool) -> list[Check]:
+    res = _gp(profile, seed, smoke)
+    sweep, depths = res["sweep"], res.config.depths
+    bil = np.array([sweep["bilinear"][d]["correlation_length"] for d in depths])
+    nea = np.array([sweep["nearest"][d]["correlation_length"] for d in depths])
+    return [
+        Check("least growth of bilinear length per depth step (px)", float(np.diff(bil).min()), ">", 0),
+        Check("least bilinear - nearest length (px)", float((bil - nea).min()), ">", 0),
+    ]
+
+
+@claim("gp-prior", "wider-less-grain",
+       "A wider net (128 channels) carries less high-frequency grain than the chapter's narrower one "
+       "(checked only where the chapter's width is below 128).")
+def _gp_width(profile: str, seed: int, smoke: bool) -> list[Check]:
+    res = _gp(profile, seed, smoke)
+    cfg, s = res.config, res["samples"]
+    if cfg.width >= 128:
+        return []
+    wide = _run("gp-prior-samples", profile, smoke, size=cfg.size, depth=cfg.depth, width=128,
+                upsample_mode=cfg.upsample_mode, samples=16, seed=cfg.seed)
+    ratio = wide["high_low_energy_ratio"] / s["high_low_energy_ratio"]
+    return [Check("high/low energy ratio: width 128 / the chapter's width", ratio, "<", 1.0)]
+
+
+# ---------------------------------------------------------------------------------------------
+# trajectories: two runs on clean images
+
+TRAJECTORY_IMAGES = ("barbara", "triangle-0.9")
+
+
+def _trajectory(profile: str, seed: int, smoke: bool, image: str):
+    # quick: a 128x128 crop of barbara at full resolution (the chapter's); paper: all of it
+    extra = {"crop": (128, 320, 128)} if image == "barbara" and profile == "quick" else {}
+    # the two runs use seeds s and s + 1: seed 2s keeps the pairs of different claim seeds apart
+    return _run("trajectories", profile, smoke, image=image, seed=2 * seed, **extra)
+
+
+@claim("trajectories", "diverge-and-return",
+       "The two runs converge, then diverge (eps at its peak >= 2x its first minimum), converge again "
+       "after the peak, and end close to the target (PSNR >= 20 dB).")
+def _traj_eps(profile: str, seed: int, smoke: bool, images: Sequence[str] = TRAJECTORY_IMAGES) -> list[Check]:
+    out = []
+    for image in images:
+        d = _trajectory(profile, seed, smoke, image).data
+        first, peak, second = d["first_convergence"], d["divergence_peak"], d["second_convergence"]
+        if first is None or peak is None:
+            ratio = float("nan")
+        else:
+            ratio = 1 + d["divergence"] / np.interp(first, d["iterations"], d["eps_smooth"])
+        out += [
+            Check(f"{image}: peak - first convergence (iterations)", _num(peak) - _num(first), ">", 0,
+                  _never(first, "first convergence") or _never(peak, "divergence peak")),
+            Check(f"{image}: eps at peak / first minimum", ratio, ">=", 2.0),
+            Check(f"{image}: second convergence - peak (iterations)", _num(second) - _num(peak), ">", 0,
+                  _never(second, "second convergence")),
+            Check(f"{image}: lower final PSNR of the two runs (dB)", float(d["psnr"][:, -1].min()), ">=", 20.0),
+        ]
+    return out
+
+
+@claim("trajectories", "low-rings-first",
+       "The lowest frequency ring converges before the highest, and when it does the highest ring's "
+       "error is still >= 10x the convergence threshold.")
+def _traj_bands(profile: str, seed: int, smoke: bool, images: Sequence[str] = TRAJECTORY_IMAGES) -> list[Check]:
+    out = []
+    for image in images:
+        r = _trajectory(profile, seed, smoke, image)
+        d, delta = r.data, r.config.band_delta
+        conv = d["band_convergence_iterations"]
+        low, high = conv[0], conv[-1]
+        if low is None:
+            e_high = float("nan")
+        else:
+            k = int(np.searchsorted(d["iterations"], low))
+            e_high = float(d["band_errors"].mean(axis=0)[k, -1])
+        out += [
+            Check(f"{image}: highest ring's convergence - lowest's (iterations)",
+                  math.inf if (high is None and low is not None) else _num(high) - _num(low), ">", 0,
+                  _never(low, "the lowest ring's convergence")
+                  or ("the highest ring never converged" if high is None else "")),
+            Check(f"{image}: highest ring's error when the lowest converged", e_high, ">=", 10 * delta),
+        ]
+    return out
+
+
+@claim("trajectories", "divergence-grows-with-area",
+       "The divergence of the two runs grows with the area of the high-frequency pattern: Spearman "
+       "rho >= 0.8, and the largest area diverges >= 3x more than the smallest.")
+def _traj_area(profile: str, seed: int, smoke: bool) -> list[Check]:
+    a = _run("trajectories-area", profile, smoke, seed=2 * seed)
+    div = np.asarray(a["divergence"], dtype=float)
+    return [
+        Check("Spearman rho of D with A", a["spearman"], ">=", 0.8),
+        Check("D(largest A) / D(smallest A)", div[-1] / max(div[0], 1e-12), ">=", 3.0),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# lowfreq-noise: low-frequency noise is fitted first
+
+LOWFREQ_IMAGES = ("barbara", "baboon")
+
+
+def _lowfreq(profile: str, seed: int, smoke: bool, image: str, noise: str) -> dict:
+    return _run("lowfreq-noise", profile, smoke, image=image, noise=noise, seed=seed, noise_seed=seed).summary()
+
+
+@claim("lowfreq-noise", "same-input",
+       "The low-frequency and the white noisy inputs have the same PSNR.")
+def _lf_same(profile: str, seed: int, smoke: bool, images: Sequence[str] = LOWFREQ_IMAGES) -> list[Check]:
+    return [Check(f"{im}: |PSNR(low-freq input) - PSNR(white input)| (dB)",
+                  abs(_lowfreq(profile, seed, smoke, im, "lowfreq")["noisy_psnr"]
+                      - _lowfreq(profile, seed, smoke, im, "white")["noisy_psnr"]), "<", 0.01)
+            for im in images]
+
+
+@claim("lowfreq-noise", "no-gain-on-lowfreq",
+       "With low-frequency noise, early stopping gains at most 1 dB over the input.")
+def _lf_low(profile: str, seed: int, smoke: bool, images: Sequence[str] = LOWFREQ_IMAGES) -> list[Check]:
+    return [Check(f"{im}: best PSNR gain, low-frequency noise (dB)",
+                  _lowfreq(profile, seed, smoke, im, "lowfreq")["gain"], "<=", 1.0) for im in images]
+
+
+@claim("lowfreq-noise", "gain-on-white",
+       "With white noise of the same PSNR, early stopping gains >= 3 dB.")
+def _lf_white(profile: str, seed: int, smoke: bool, images: Sequence[str] = LOWFREQ_IMAGES) -> list[Check]:
+    return [Check(f"{im}: best PSNR gain, white noise (dB)", _lowfreq(profile, seed, smoke, im, "white")["gain"],
+                  ">=", 3.0) for im in images]
+
+
+@claim("lowfreq-noise", "noise-fitted-early",
+       "At the early iteration most of the low-frequency noise is already in the output (rho >= 0.8), "
+       "while little of the white noise is (rho <= 0.25).")
+def _lf_early(profile: str, seed: int, smoke: bool, images: Sequence[str] = LOWFREQ_IMAGES) -> list[Check]:
+    out = []
+    for im in images:
+        low, white = _lowfreq(profile, seed, smoke, im, "lowfreq"), _lowfreq(profile, seed, smoke, im, "white")
+        out += [
+            Check(f"{im}: low-freq rho({low['early_iteration']})", low["early_noise_fraction"], ">=", 0.8),
+            Check(f"{im}: white rho({white['early_iteration']})", white["early_noise_fraction"], "<=", 0.25),
+        ]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# decoupling-1d: conv vs fully connected on two sines
+
+def _ratio(r) -> tuple[float, str]:
+    x = r["ratio"]
+    return _num(x), ("a frequency never converged" if x is None else "")
+
+
+@claim("decoupling-1d", "conv-separates",
+       "The conv encoder-decoder fits the slow sine first: k2 converges >= 2x later than k1.")
+def _dec_conv(profile: str, seed: int, smoke: bool) -> list[Check]:
+    v, note = _ratio(_run("decoupling-1d", profile, smoke, model="conv", seed=seed))
+    return [Check("conv t(k2)/t(k1)", v, ">=", 2.0, note)]
+
+
+@claim("decoupling-1d", "linear-together",
+       "The fully connected net fits both sines together: t(k2)/t(k1) within a factor 1.5.")
+def _dec_linear(profile: str, seed: int, smoke: bool) -> list[Check]:
+    v, note = _ratio(_run("decoupling-1d", profile, smoke, model="linear", seed=seed))
+    return [Check("linear t(k2)/t(k1)", v, ">=", 1 / 1.5, note), Check("linear t(k2)/t(k1)", v, "<=", 1.5, note)]
+
+
+@claim("decoupling-1d", "linear-together-wide-deep",
+       "A much wider or a much deeper fully connected net still fits both sines together (within 1.5x).")
+def _dec_linear_big(profile: str, seed: int, smoke: bool) -> list[Check]:
+    wide = {"quick": 1024, "paper": 4096}[profile]
+    out = []
+    for label, kw in ((f"{wide} units", {"width": wide}), ("24 layers", {"depth": 24})):
+        v, note = _ratio(_run("decoupling-1d", profile, smoke, model="linear", seed=seed, **kw))
+        out += [Check(f"linear, {label}: t(k2)/t(k1)", v, ">=", 1 / 1.5, note),
+                Check(f"linear, {label}: t(k2)/t(k1)", v, "<=", 1.5, note)]
+    return out
+
+
+@claim("decoupling-1d", "one-resolution-together",
+       "Without the encoder-decoder's scales (one resolution), the conv stack does not separate the sines "
+       "(t(k2)/t(k1) < 1.5).")
+def _dec_flat(profile: str, seed: int, smoke: bool) -> list[Check]:
+    v, note = _ratio(_run("decoupling-1d", profile, smoke, model="conv", scales=0, seed=seed))
+    return [Check("one resolution t(k2)/t(k1)", v, "<", 1.5, note)]
+
+
+# ---------------------------------------------------------------------------------------------
+# denoising: DIP, DIP-Linear and ReLUNet (Table 2)
+
+def _table_units(profile: str, seed: int, smoke: bool, images: Sequence[str] | None):
+    """Best and noisy PSNR of every (model, image) of the denoising table for one seed.
+
+    The runs are those of the ``denoising-table`` experiment's cells, with the claim's seed as
+    both the weights' seed and the noise seed (seed 0: exactly the table's seed-0 cells).
+    """
+    from .experiments import make_config
+    from .experiments.denoising_table import unit_overrides
+
+    cfg = make_config("denoising-table", profile)[0]
+    images = tuple(images) if images is not None else cfg.images
+    best, noisy = {}, {}
+    for image in images:
+        for model in cfg.models:
+            kw = {**unit_overrides(cfg, image, model, seed), "noise_seed": seed}
+            r = _run("denoising", profile, smoke, **kw)
+            best[model, image] = r["best_psnr"]
+            noisy[image] = r["noisy_psnr"]
+    return cfg.models, images, best, noisy
+
+
+@claim("denoising", "deep-beats-linear",
+       "DIP and ReLUNet beat the better of the two DIP-Linear models by >= 3 dB (mean over the images).")
+def _den_margin(profile: str, seed: int, smoke: bool, images: Sequence[str] | None = None) -> list[Check]:
+    models, ims, best, _ = _table_units(profile, seed, smoke, images)
+    mean = {m: float(np.mean([best[m, i] for i in ims])) for m in models}
+    linear_best = max(mean["linear-128"], mean["linear-2048"])
+    return [Check(f"{m} - better linear, mean best PSNR (dB)", mean[m] - linear_best, ">=", 3.0)
+            for m in ("dip", "relunet")]
+
+
+@claim("denoising", "dip-gain",
+       "On every image, the DIP's best output is >= 3 dB above the noisy input.")
+def _den_gain(profile: str, seed: int, smoke: bool, images: Sequence[str] | None = None) -> list[Check]:
+    _, ims, best, noisy = _table_units(profile, seed, smoke, images)
+    return [Check(f"{i}: DIP best - noisy PSNR (dB)", best["dip", i] - noisy[i], ">=", 3.0) for i in ims]
+
+
+# ---------------------------------------------------------------------------------------------
+# upsampling: nearest / bilinear upsampling as fixed filters (Fig. 4, App. E)
+
+UPSAMPLING_STRIDES = (2, 4, 8, 16, 32)
+
+
+@claim("upsampling", "zero-insertion",
+       "Upsampling is zero insertion followed by a fixed kernel, exactly as torch computes it, and "
+       "torch's 2D upsampling is separable.")
+def _up_zero(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments import upsampling as U
+
+    rng = np.random.default_rng(1 + seed)  # seed 0: the chapter's draw
+    zero_ins = separable = 0.0
+    for mode in U.MODES:
+        for L in range(1, 33):
+            x = rng.standard_normal(29)
+            y, _, _ = U.upsample_by_zero_insertion(x, mode, L)
+            zero_ins = max(zero_ins, float(np.abs(y - U.torch_upsample_1d(x, mode, L)).max()))
+            separable = max(separable, float(U.response_data(mode, L, n_out=256)["separable_error"]))
+    return [Check("max |zero insertion + kernel - torch|", zero_ins, "<", 1e-12),
+            Check("max |2D - 1D x 1D|", separable, "<", 1e-12)]
+
+
+@claim("upsampling", "closed-form",
+       "The closed-form responses match torch's for L = 1..32, and bilinear leaks far less than nearest "
+       "(at L = 8, nearest > 3x bilinear).")
+def _up_closed(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments import upsampling as U
+
+    err = max(float(U.response_data(m, L)["max_abs_error"]) for m in U.MODES for L in range(1, 33))
+    leak = {m: U.image_leakage(m, 8) for m in U.MODES}
+    return [Check("max |closed form - torch| over L = 1..32", err, "<", U.RESPONSE_TOLERANCE),
+            Check("leakage nearest / bilinear, L = 8", leak["nearest"] / leak["bilinear"], ">", 3.0)]
+
+
+@claim("upsampling", "paper-shapes",
+       "The paper's continuous responses are wrong at L = 1 (nearest: by > 0.3) but match torch's within "
+       "0.02 in the pass band k <= 1/(2L) for L = 4..32.")
+def _up_paper(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments import upsampling as U
+
+    low = max(float(U.response_data(m, L)["continuous_error_low"]) for m in U.MODES for L in (4, 8, 16, 32))
+    return [Check("nearest L = 1: max |paper - torch|", float(U.response_data("nearest", 1)["continuous_error"]),
+                  ">", 0.3),
+            Check("max |paper - torch| for k <= 1/(2L), L = 4..32", low, "<", 0.02)]
+
+
+@claim("upsampling", "large-stride-smoother",
+       "A decoder with stride 32 keeps less than half the high-frequency energy of one with stride 4, and "
+       "fits fewer frequencies by the same iteration.")
+def _up_fit(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments import upsampling as U
+
+    res = _run("upsampling", profile, smoke, seed=seed)
+    runs = res["runs"]
+    top = {L: float(U.fitted_frequency(run, threshold=0.1)[-1]) for L, run in runs.items()}
+    hf = res.summary()["high_frequency_energy"]
+    return [Check("E_hf stride 32 / stride 4", hf["32"] / hf["4"], "<", 0.5),
+            Check("fitted frequency: stride 4 - stride 32 (cycles/pixel)", top[4] - top[32], ">", 0)]
+
+
+@claim("upsampling", "stride-grid",
+       "For both modes, stride 32 keeps less high-frequency energy than stride 4, and with bilinear "
+       "upsampling it fits the top half of the bands worse.")
+def _up_grid(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments import upsampling as U
+
+    def one(mode, L):
+        return _run("upsampling", profile, smoke, mode=mode, stride=L, seed=seed)["runs"][L]
+
+    def top_half_error(run):  # mean relative error of the upper half of the bands, at the end
+        return float(np.array_split(run["band_errors"][-1], 2)[1].mean())
+
+    out = [Check(f"{m}: E_hf stride 32 / stride 4", one(m, 32)["hf_energy_final"] / one(m, 4)["hf_energy_final"],
+                 "<", 1.0) for m in U.MODES]
+    out.append(Check("bilinear top-half error: stride 32 - stride 4", top_half_error(one("bilinear", 32))
+                     - top_half_error(one("bilinear", 4)), ">", 0))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel-view: the tangent kernel predicts the order of convergence
+
+def _kv(profile: str, seed: int, smoke: bool, **kw):
+    return _run("kernel-view", profile, smoke, seed=seed, **kw)
+
+
+@claim("kernel-view", "fourier-diagonal",
+       "The conv net's tangent kernel is nearly diagonal in the Fourier basis (> 0.3 of its energy, and "
+       "> 20x the fully connected net's share).")
+def _kv_diag(profile: str, seed: int, smoke: bool) -> list[Check]:
+    dc = _kv(profile, seed, smoke)["kernel"]["diagonal_fraction_centered"]
+    df = _kv(profile, seed, smoke, model="linear")["kernel"]["diagonal_fraction_centered"]
+    return [Check("conv: energy share on the Fourier diagonal", dc, ">", 0.3),
+            Check("conv share / fully connected share", dc / max(df, 1e-12), ">", 20)]
+
+
+@claim("kernel-view", "spectrum-tilt",
+       "The conv kernel is much weaker at 50 cycles than at 2 (> 5x) and its eigenvectors climb in "
+       "frequency; the fully connected kernel is flat (max/min < 1.5) and its eigenvectors do not.")
+def _kv_tilt(profile: str, seed: int, smoke: bool) -> list[Check]:
+    kc = _kv(profile, seed, smoke)["kernel"]
+    kf = _kv(profile, seed, smoke, model="linear")["kernel"]
+    return [Check("conv rho_2 / rho_50", kc["rho"][2] / kc["rho"][50], ">", 5),
+            Check("conv eigenvalue rank vs frequency (Spearman)", kc["eigen_order_spearman"], ">", 0.8),
+            Check("fully connected rho max / min", kf["rho"][1:].max() / kf["rho"][1:].min(), "<", 1.5),
+            Check("|fully connected eigenvalue rank vs frequency|", abs(kf["eigen_order_spearman"]), "<", 0.3)]
+
+
+@claim("kernel-view", "diagonal-grows-with-width",
+       "The conv kernel's share on the Fourier diagonal grows with width.")
+def _kv_width(profile: str, seed: int, smoke: bool) -> list[Check]:
+    widths = (32, 64, 128) if profile == "quick" else (64, 128, 256)
+    shares = [_run("kernel-spectrum", profile, smoke, width=w, seed=seed)["diagonal_fraction_centered"]
+              for w in widths]
+    return [Check(f"least growth of the diagonal share over widths {widths}", float(np.diff(shares).min()), ">", 0)]
+
+
+@claim("kernel-view", "gd-order",
+       "Gradient descent fits the frequencies in the order the kernel predicts (Spearman >= 0.8).")
+def _kv_gd(profile: str, seed: int, smoke: bool) -> list[Check]:
+    return [Check("Spearman, predicted vs gradient descent",
+                  _kv(profile, seed, smoke).summary()["spearman_predicted_vs_measured"], ">=", 0.8)]
+
+
+@claim("kernel-view", "kernel-drift-flat",
+       "The kernel changes during training far more evenly across frequencies than rho_k varies "
+       "(spread of the change < a third of rho_k's spread).")
+def _kv_drift(profile: str, seed: int, smoke: bool) -> list[Check]:
+    conv = _kv(profile, seed, smoke)
+    ks, kc, gd = conv["frequencies"], conv["kernel"], conv["gd"]
+    drift = gd["rho_checkpoints"][:, ks] / kc["rho"][ks]  # (checkpoints, frequencies)
+    drift_spread = float((drift.max(axis=1) / drift.min(axis=1)).max())
+    rho_spread = float(kc["rho"][ks].max() / kc["rho"][ks].min())
+    return [Check("spread of the change / (spread of rho_k / 3)", drift_spread / (rho_spread / 3), "<", 1.0)]
+
+
+@claim("kernel-view", "adam-same-order",
+       "Adam is faster than gradient descent at every frequency and still fits them in the kernel's order "
+       "(Spearman >= 0.8).")
+def _kv_adam(profile: str, seed: int, smoke: bool) -> list[Check]:
+    conv = _kv(profile, seed, smoke)
+    adam, gd = np.asarray(conv["adam"]["converged"], float), np.asarray(conv["measured_iterations"], float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        worst = float(np.nanmax(adam / gd)) if np.isfinite(adam).all() else float("nan")
+    return [Check("largest Adam / GD convergence iteration", worst, "<", 1.0,
+                  "" if np.isfinite(adam).all() else "Adam never fitted some frequency"),
+            Check("Spearman, predicted vs Adam", conv.summary()["adam"]["spearman_predicted_vs_measured"], ">=", 0.8)]
+
+
+@claim("kernel-view", "twin-together",
+       "The fully connected twin fits all frequencies together (slowest/fastest < 1.3, predicted and "
+       "measured); the conv net separates them (> 5).")
+def _kv_spread(profile: str, seed: int, smoke: bool) -> list[Check]:
+    conv, fc = _kv(profile, seed, smoke), _kv(profile, seed, smoke, model="linear")
+    return [Check("twin spread, predicted", fc["spread_predicted"], "<", 1.3),
+            Check("twin spread, measured", fc["spread_measured"], "<", 1.3),
+            Check("conv spread, predicted", conv["spread_predicted"], ">", 5),
+            Check("conv spread, measured", conv["spread_measured"], ">", 5)]
+
+
+@claim("kernel-view", "scales-tilt",
+       "The more scales, the steeper the kernel's spectrum; linear upsampling is steeper than nearest; "
+       "without scales the predicted times are close (< 2x); with linear upsampling the order still holds.")
+def _kv_scales(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments.kernel_view import predict
+
+    ks = np.asarray(_kv(profile, seed, smoke)["frequencies"])
+
+    def spec(mode, s):
+        return _run("kernel-spectrum", profile, smoke, upsample_mode=mode, scales=s, seed=seed).data
+
+    tilt = {(m, s): spec(m, s)["rho"][2] / spec(m, s)["rho"][50]
+            for m, s in (("nearest", 0), ("nearest", 1), ("nearest", 3), ("nearest", -1),
+                         ("linear", 1), ("linear", 3), ("linear", -1))}
+    nearest = [tilt["nearest", s] for s in (0, 1, 3, -1)]
+    t0 = predict(spec("nearest", 0), ks, step_fraction=0.25)["predicted"]
+    lin = _kv(profile, seed, smoke, upsample_mode="linear")
+    out = [Check("least growth of nearest rho_2/rho_50 with scales (0, 1, 3, all)", float(np.diff(nearest).min()),
+                 ">", 0)]
+    out += [Check(f"{s if s > 0 else 'all'} scales: linear tilt / nearest tilt", tilt["linear", s] / tilt["nearest", s],
+                  ">", 1.0) for s in (1, 3, -1)]
+    out += [Check("no scales: predicted slowest / fastest", float(np.max(t0) / np.min(t0)), "<", 2.0),
+            Check("linear upsampling: Spearman predicted vs measured",
+                  lin.summary()["spearman_predicted_vs_measured"], ">=", 0.8)]
+    return out
