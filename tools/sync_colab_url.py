@@ -8,6 +8,11 @@ cell of each notebook installs the package from it when the notebook runs on Col
 After changing the URL in ``_config.yml``, run ``python tools/sync_colab_url.py`` to rewrite
 that line in every notebook of ``notebooks/``; ``--check`` only reports notebooks that
 disagree (exit status 1), which is what ``tests/test_notebooks.py`` relies on.
+
+Every other address of the book follows from that URL too, through the helpers below:
+:func:`site_url` (the GitHub Pages site, ``https://OWNER.github.io/REPO/``) and
+:func:`colab_notebook_url` (a notebook of the ``colab`` branch, opened in Colab), used by
+``tools/colab.py`` and by the site's Colab buttons (``tools/dipnb_book.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,21 @@ ROOT = Path(__file__).resolve().parent.parent
 # The install line's URL, wherever it appears in a cell (quoted requirement "dipnb @ git+URL").
 INSTALL_URL = re.compile(r'(?P<head>"dipnb\s*@\s*git\+)(?P<url>[^"@\s]+)(?P<tail>(@[^"\s]+)?")')
 
-__all__ = ["repository_url", "install_urls", "sync_notebook", "main"]
+COLAB = "https://colab.research.google.com"
+# The branch the publish workflow pushes the Colab notebooks to (``launch_buttons.colab_branch``).
+DEFAULT_COLAB_BRANCH = "colab"
+GITHUB_REPO = re.compile(r"^https://github\.com/(?P<owner>[A-Za-z0-9-]+)/(?P<name>[A-Za-z0-9._-]+?)(\.git)?/?$")
+
+__all__ = [
+    "repository_url",
+    "repo_slug",
+    "site_url",
+    "colab_branch",
+    "colab_notebook_url",
+    "install_urls",
+    "sync_notebook",
+    "main",
+]
 
 
 def repository_url(config: Path = ROOT / "_config.yml") -> str:
@@ -33,6 +52,40 @@ def repository_url(config: Path = ROOT / "_config.yml") -> str:
     if not url:
         raise SystemExit(f"{config} has no repository.url")
     return str(url).rstrip("/")
+
+
+def repo_slug(url: str) -> tuple[str, str]:
+    """``(owner, name)`` of a ``https://github.com/OWNER/NAME`` URL; ValueError for any other URL."""
+    m = GITHUB_REPO.match(url.strip())
+    if not m:
+        raise ValueError(f"repository.url {url!r} is not of the form https://github.com/OWNER/NAME")
+    return m.group("owner"), m.group("name")
+
+
+def site_url(url: str) -> str:
+    """The GitHub Pages address of the repository's site, ending in ``/``.
+
+    A project site is served under a sub-path, ``https://OWNER.github.io/NAME/``; the repository
+    named ``OWNER.github.io`` is the owner's site, served at the root. Host names are lower case.
+    """
+    owner, name = repo_slug(url)
+    host = f"https://{owner.lower()}.github.io/"
+    return host if name.lower() == f"{owner.lower()}.github.io" else f"{host}{name}/"
+
+
+def colab_branch(config: Path = ROOT / "_config.yml") -> str:
+    """The branch that holds the Colab notebooks: ``launch_buttons.colab_branch`` (default ``colab``)."""
+    launch = (yaml.safe_load(config.read_text()) or {}).get("launch_buttons") or {}
+    return str(launch.get("colab_branch") or DEFAULT_COLAB_BRANCH)
+
+
+def colab_notebook_url(url: str, chapter: str, folder: str = "colab", branch: str = DEFAULT_COLAB_BRANCH) -> str:
+    """The Colab address that opens ``<folder>/<chapter>.ipynb`` of ``branch`` of the repository.
+
+    ``folder`` is ``colab`` (the notebooks ``make colab`` writes) or ``student`` (``make student``).
+    """
+    owner, name = repo_slug(url)
+    return f"{COLAB}/github/{owner}/{name}/blob/{branch}/{folder}/{chapter}.ipynb"
 
 
 def install_urls(nb) -> list[str]:
