@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         steps = [(i, s) for i, s in steps if i in keep]
     if not os.environ.get("DIPNB_IMAGES"):
         return bad("set DIPNB_IMAGES to a folder holding the test images (barbara, baboon, triangle-0.9, house)")
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.smoke:
+        return bad("no CUDA GPU found: this check is for a GPU (use --smoke to exercise the code paths on a CPU)")
     cache = args.cache or os.environ.get("DIPNB_CACHE") or tempfile.mkdtemp(prefix="dipnb-gpu-check-")
     os.environ["DIPNB_CACHE"] = cache
     os.environ.setdefault("DIPNB_PROGRESS", "0")
@@ -167,15 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     trace = Path(cache) / "gpu_check_trace.txt"  # one line per computed run (the engine's DIPNB_TRACE)
     os.environ["DIPNB_TRACE"] = str(trace)
 
-    import torch
-
     import dipnb
     from dipnb import claims as C
     from dipnb import data
 
-    cuda = torch.cuda.is_available()
-    if not cuda and not args.smoke:
-        return bad("no CUDA GPU found: this check is for a GPU (use --smoke to exercise the code paths on a CPU)")
     try:
         profile, _ = dipnb.experiments.resolve_profile(args.profile)
         for name in IMAGES:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import operator
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -773,3 +774,133 @@ def _kv_scales(profile: str, seed: int, smoke: bool) -> list[Check]:
             Check("linear upsampling: Spearman predicted vs measured",
                   lin.summary()["spearman_predicted_vs_measured"], ">=", 0.8)]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# capacity: depth and width sweeps of the 1D models (Fig. 6)
+
+def _sweep(profile: str, seed: int, smoke: bool, model: str, vary: str) -> dict:
+    """One capacity sweep for one claim seed: the sub-runs of ``capacity`` with seeds
+    ``seed * runs .. seed * runs + runs - 1`` (claim seed 0: exactly the chapter's sweep)."""
+    from .experiments import make_config
+
+    cfg = make_config("capacity", profile, smoke=smoke, model=model, vary=vary)[0]
+    t = np.full((len(cfg.values), cfg.runs, 2), np.nan)  # convergence iteration per value, run, frequency
+    for j, v in enumerate(cfg.values):
+        for r in range(cfg.runs):
+            d = _run("decoupling-1d", profile, smoke, **cfg.overrides(v, seed * cfg.runs + r)).data
+            for i, k in enumerate((cfg.k1, cfg.k2)):
+                c = d["convergence_iteration"][str(k)]
+                t[j, r, i] = np.nan if c is None else c
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a value where no run converged: NaN
+        mean = np.nanmean(t, axis=1)  # (V, 2) over the runs that converged
+    return {"values": np.asarray(cfg.values), "convergence": t, "mean": mean,
+            "converged": (~np.isnan(t)).sum(axis=1), "runs": cfg.runs}
+
+
+@claim("capacity", "all-converge",
+       "Every run of every sweep converges on both frequencies.")
+def _cap_all(profile: str, seed: int, smoke: bool) -> list[Check]:
+    out = []
+    for m, v in (("conv", "depth"), ("conv", "width"), ("linear", "depth"), ("linear", "width")):
+        d = _sweep(profile, seed, smoke, m, v)
+        out.append(Check(f"{m}, {v}: runs that never converged", float(d["runs"] * d["values"].size * 2
+                                                                        - d["converged"].sum()), "<=", 0))
+    return out
+
+
+@claim("capacity", "depth-delays-k2",
+       "Deeper conv nets delay k2 more than k1 (slopes differ by >= 0.3 iterations per layer) and the gap "
+       "t(k2) - t(k1) widens by >= 5 iterations from the shallowest to the deepest.")
+def _cap_depth(profile: str, seed: int, smoke: bool) -> list[Check]:
+    d = _sweep(profile, seed, smoke, "conv", "depth")
+    ok = np.isfinite(d["mean"]).all(axis=1)
+    slopes = [float(np.polyfit(d["values"][ok], d["mean"][ok, i], 1)[0]) if ok.sum() >= 2 else float("nan")
+              for i in range(2)]
+    gap = d["mean"][:, 1] - d["mean"][:, 0]
+    return [Check("slope of t(k2) - slope of t(k1) (iterations per layer)", slopes[1] - slopes[0], ">=", 0.3),
+            Check("gap at the deepest - gap at the shallowest (iterations)", float(gap[-1] - gap[0]), ">=", 5)]
+
+
+@claim("capacity", "width-speeds-up",
+       "Wider conv nets converge faster than the narrowest (the widest at both frequencies, and the third "
+       "width in under half the time), and t(k2) falls by more iterations than t(k1).")
+def _cap_width(profile: str, seed: int, smoke: bool) -> list[Check]:
+    m = _sweep(profile, seed, smoke, "conv", "width")["mean"]
+    return [Check("widest / narrowest, slower frequency", float(np.max(m[-1] / m[0])), "<", 1.0),
+            Check("third width / narrowest, slower frequency", float(np.max(m[2] / m[0])), "<", 0.5),
+            Check("fall of t(k2) - fall of t(k1) (iterations)", float((m[0, 1] - m[-1, 1]) - (m[0, 0] - m[-1, 0])),
+                  ">", 0)]
+
+
+@claim("capacity", "linear-never-separates",
+       "Fully connected nets of any depth or width fit both frequencies together: the median t(k2)/t(k1) "
+       "stays within a factor 1.5 at every grid point.")
+def _cap_linear(profile: str, seed: int, smoke: bool) -> list[Check]:
+    from .experiments.capacity import run_ratios
+
+    out = []
+    for v in ("depth", "width"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(run_ratios(_sweep(profile, seed, smoke, "linear", v)), axis=1)
+        out += [Check(f"linear, {v}: least median t(k2)/t(k1)", float(np.min(med)), ">=", 1 / 1.5),
+                Check(f"linear, {v}: largest median t(k2)/t(k1)", float(np.max(med)), "<=", 1.5)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# stopping: rules that need no clean image, tuned on some images and scored on others
+
+def _bench(profile: str, seed: int, smoke: bool) -> dict:
+    """The stopping benchmark for one claim seed: the benchmark's pairs of runs with seeds
+    ``seed * seeds .. seed * seeds + seeds - 1`` and noise seed ``seed`` (claim seed 0: exactly
+    the chapter's benchmark), tuned and scored as the ``stopping-benchmark`` experiment does."""
+    from .experiments import make_config
+    from .experiments import stopping as S
+
+    cfg = make_config("stopping-benchmark", profile, smoke=smoke)[0]
+
+    def trajs(images):
+        return {im: [_run("stopping", profile, smoke, image=im, seed=seed * cfg.seeds + r, noise_seed=seed,
+                          sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations, downsample=cfg.downsample,
+                          record_every=cfg.record_every).data for r in range(cfg.seeds)]
+                for im in images}
+
+    tune_t, score_t = trajs(cfg.tune_images), trajs(cfg.score_images)
+    rules = ("eps", "variance", "band", "whiteness")
+    tuned, tune_loss = {}, {}
+    for rule in rules:
+        tuned[rule], tune_loss[rule] = S.tune(rule, [t for ts in tune_t.values() for t in ts])
+    score = {}
+    for rule in ("oracle", "final", *rules):
+        per_image = []
+        for ts in score_t.values():
+            idx = [S.apply_rule(rule, t, tuned.get(rule, {})) for t in ts]
+            losses = [float(np.max(t["psnr"][0]) - t["psnr"][0][i]) for t, i in zip(ts, idx, strict=True)]
+            per_image.append(np.mean(losses))
+        score[rule] = float(np.mean(per_image))
+    return {"cfg": cfg, "tune_loss": tune_loss, "mean_loss": score}
+
+
+@claim("stopping", "early-stopping-matters",
+       "On the score images, stopping at the oracle's iteration instead of the last is worth more than 1 dB.")
+def _stop_gain(profile: str, seed: int, smoke: bool) -> list[Check]:
+    b = _bench(profile, seed, smoke)
+    loss = b["mean_loss"]
+    return [Check("oracle's loss (dB)", abs(loss["oracle"]), "<", 1e-9),
+            Check("least loss of any rule (dB)", min(loss.values()), ">=", 0),
+            Check("loss of stopping at the end (dB)", loss["final"], ">", 1.0)]
+
+
+@claim("stopping", "best-rule-recovers-half",
+       "The rule with the least loss on the tuning images, scored on the other images, keeps more than "
+       "half of what early stopping is worth.")
+def _stop_rule(profile: str, seed: int, smoke: bool) -> list[Check]:
+    b = _bench(profile, seed, smoke)
+    cfg, loss = b["cfg"], b["mean_loss"]
+    best = min(b["tune_loss"], key=b["tune_loss"].get)  # chosen on the tuning images only
+    return [Check("images both tuned and scored on", len(set(cfg.tune_images) & set(cfg.score_images)), "<=", 0),
+            Check(f"best rule on the tuning images ({best}): score loss / final's loss", loss[best] / loss["final"]
+                  if loss["final"] > 0 else float("nan"), "<", 0.5)]
