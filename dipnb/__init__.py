@@ -27,7 +27,9 @@ def sweep(name: str, grid, **kwargs):
 
 __all__ = ["__version__", "run", "sweep", "ConfigError", "DataError", "DipnbError", "FitDivergedError"]
 
-_SUBMODULES = ("cli", "data", "experiments", "fit", "metrics", "models", "plots", "runtime", "spectral", "widgets")
+_SUBMODULES = (
+    "claims", "cli", "data", "experiments", "fit", "metrics", "models", "plots", "runtime", "spectral", "widgets",
+)
 
 
 def __getattr__(name: str):

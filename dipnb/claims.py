@@ -153,6 +153,8 @@ class Outcome:
         head = f"{self.claim.id} (profile {self.profile}, seed {self.seed}): {self.claim.sentence}"
         if self.smoke:
             head += "\n  SMOKE: computed on smoke runs, not checked"
+        if not self.checks:
+            head += "\n  (no check applies with this profile)"
         return "\n".join([head, *(f"  {c}" for c in self.checks)])
 
 
@@ -246,10 +248,11 @@ def check(
     seeds: Sequence[int] = (0,),
     smoke: bool | None = None,
     **options,
-) -> list[Outcome]:
+) -> None:
     """A chapter's assertion cell: measure, print every number against its bound, and assert.
 
-    In smoke mode the numbers are printed but nothing is asserted (the output says so).
+    In smoke mode the numbers are printed but nothing is asserted (the output says so). Returns
+    nothing, so that a notebook cell ending with it shows only the printed checks.
 
     Raises:
         AssertionError: some check fails; the message lists every failing one.
@@ -261,9 +264,8 @@ def check(
         failing += [f"{o.claim.id} seed {o.seed}: {c}" for c in o.checks if not c.passed]
     if outcomes and outcomes[0].smoke:
         print("SMOKE mode: these numbers come from a handful of steps; the assertions are skipped.")
-        return outcomes
+        return
     assert not failing, "claims that do not hold:\n" + "\n".join(failing)
-    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------
