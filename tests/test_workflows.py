@@ -152,6 +152,17 @@ def test_workflows_never_set_dipnb_images():
         assert not any("DIPNB_IMAGES" in env for env in envs), wf.name
 
 
+def test_git_may_read_the_checkout_inside_the_container():
+    """Steps run as root on a checkout owned by the runner's user: git needs safe.directory."""
+    trust = 'git config --global --add safe.directory "$GITHUB_WORKSPACE"'
+    for wf in (CI, PUBLISH):
+        names = [action(s) or s.get("run", "") for _, s in steps(load(wf))]
+        assert trust in names, f"{wf.name} never marks the checkout safe for git"
+        assert names.index("actions/checkout") < names.index(trust)
+        first_make = next(i for i, n in enumerate(names) if re.search(r"^make ", n, re.M))
+        assert names.index(trust) < first_make
+
+
 # --------------------------------------------------------------------------------------------
 # Publish
 
