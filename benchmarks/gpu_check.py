@@ -172,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     trace = Path(cache) / "gpu_check_trace.txt"  # one line per computed run (the engine's DIPNB_TRACE)
     os.environ["DIPNB_TRACE"] = str(trace)
 
-    import dipnb
+    try:
+        import dipnb
+    except ImportError:  # not installed: use the checkout this script belongs to
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import dipnb
     from dipnb import claims as C
     from dipnb import data
 
