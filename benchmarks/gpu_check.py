@@ -13,6 +13,12 @@ peak memory measured. The Markdown report is rewritten after every step, so an i
 still leaves one. With ``--budget-minutes`` it stops between steps once the budget is spent and
 reports what it finished (a step that has started runs to its end).
 
+Sizing: the time plan (``dipnb.plan``'s cost model for an H100 SXM at 10% of its datasheet
+peaks, an estimate, not a measurement) puts the seven steps at 0.13, 0.36, 0.25, 0.88, 0.28,
+0.35 and 0.97 minutes, 3.2 in all, within the 8 minutes this check is sized for; the analytic
+checks of the upsampling step and the start of CUDA come on top. Run it with
+``--budget-minutes 8`` to be sure it stops in time.
+
 ``--smoke`` runs the same steps in smoke mode (the paper's sizes, a handful of steps, nothing
 checked): on a CPU it shows that every code path works before a GPU is booked.
 """
@@ -120,7 +126,7 @@ def write_report(path: Path, results: list[StepResult], *, profile: str, smoke: 
     for r in results:
         for o in r.outcomes:
             res = "SMOKE" if o.smoke else {True: "holds", False: "**FAILS**", None: "n/a"}[o.passed]
-            worst = str(o.worst).replace("|", "/") if o.worst is not None else "no check applies"
+            worst = str(o.worst).replace("|", "\\|") if o.worst is not None else "no check applies"
             lines.append(f"| {o.claim.id} | {o.seed} | {res} | {worst} | {o.seconds / 60:.2f} |")
     lines += ["", "## Every check", ""]
     for r in results:
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             res.status = "done"
         except Exception as e:  # report it and go on with the next step
             res.status = "failed"
-            res.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".replace("|", "/")
+            res.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".replace("|", "\\|")
             failed_any = True
         res.seconds = time.perf_counter() - t0
         res.peak_bytes = _peak(cuda)
