@@ -322,13 +322,31 @@ def _cmd_cache(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from .plan import format_table, plan
+
+    result = plan(args.profile, args.device, args.chapters or None)
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(json.dumps(_jsonable(result), indent=2) + "\n")
+        print(f"dipnb: plan written to {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dipnb", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the experiments and their parameters")
+    pl = sub.add_parser("plan", help="runs, GFLOP, peak memory and estimated minutes of every chapter")
+    pl.add_argument("chapters", nargs="*", metavar="CHAPTER", help="only these chapters (default: all)")
+    pl.add_argument("--profile", default=None, help="quick, paper, colab or auto (default: DIPNB_PROFILE or auto)")
+    pl.add_argument("--device", default="cpu",
+                    help="cpu (this machine, measured by a probe of a few seconds), t4, a100 or h100 (estimates)")
+    pl.add_argument("--json", metavar="PATH", help="write every chapter's numbers and the cost model's rates as JSON")
     r = sub.add_parser("run", help="run (or load from the cache) one experiment")
     r.add_argument("name", help="experiment name (see `list`)")
-    r.add_argument("--profile", default=None, help="quick, paper or auto (default: DIPNB_PROFILE or auto)")
+    r.add_argument("--profile", default=None, help="quick, paper, colab or auto (default: DIPNB_PROFILE or auto)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="set a config parameter (repeatable)")
     r.add_argument("--json", metavar="PATH", help="write the summary, config and metadata as JSON")
     r.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
@@ -339,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("claims", help="check every chapter's claims over seeds 0..N-1 and print a table")
     c.add_argument("--chapter", default=None, help="only this chapter's claims (default: every chapter)")
     c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per claim (default 1)")
-    c.add_argument("--profile", default=None, help="quick, paper or auto (default: DIPNB_PROFILE or auto)")
+    c.add_argument("--profile", default=None, help="quick, paper, colab or auto (default: DIPNB_PROFILE or auto)")
     c.add_argument("--json", metavar="PATH", help="write every check of every seed as JSON")
     c.add_argument("--smoke", action="store_true", help="smoke runs: exercise the code, check nothing")
     c.add_argument("--quiet", action="store_true", help="no line per claim and seed")
@@ -355,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                    help="values to sweep (repeatable): key=v1,v2 / seed=0..4 / model,width=linear:128,linear:2048")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed config parameter (repeatable)")
-    s.add_argument("--profile", default=None, help="quick, paper or auto")
+    s.add_argument("--profile", default=None, help="quick, paper, colab or auto")
     s.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address, e.g. tcp://host:8786")
     s.add_argument("--local-cluster", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
     s.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per local worker (default 1)")
@@ -371,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _cmd_list(args)
+        if args.command == "plan":
+            return _cmd_plan(args)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "sweep":

@@ -157,6 +157,7 @@ def _summary(data: dict, cfg: DecouplingConfig) -> dict:
         # quick: the paper's sizes; the BN encoder-decoder fits both sines within ~50 steps
         "quick": {"iterations": 200},
         "paper": {"iterations": 1000},
+        "colab": {"iterations": 1000},
     },
     summary=_summary,
 )

@@ -39,6 +39,7 @@ __all__ = [
     "get",
     "names",
     "resolve_profile",
+    "in_colab",
     "make_config",
     "run",
     "run_config",
@@ -53,7 +54,9 @@ __all__ = [
 
 # Bump the suffix when a change of the engine changes what a stored result means.
 ENGINE_VERSION = f"{__version__}+r1"
-PROFILES = ("quick", "paper")
+# quick: a CPU; paper: the paper's sizes on a GPU; colab: a free Colab GPU (a T4), each chapter in
+# 10 minutes or less by `python -m dipnb plan --profile colab --device t4`.
+PROFILES = ("quick", "paper", "colab")
 
 
 @dataclass(frozen=True)
@@ -254,8 +257,25 @@ def _discover() -> None:
     _load_all()
 
 
+def in_colab() -> bool:
+    """Whether this process runs in a Google Colab runtime.
+
+    A Colab kernel has imported ``google.colab``. A process it starts (``!python -m dipnb ...``)
+    has not, but inherits Colab's environment: ``COLAB_RELEASE_TAG`` in current runtimes (set by
+    Kaggle's notebooks too, whose images are built on Colab's: Kaggle/kagglehub pull request 230;
+    their T4 and P100 GPUs suit the colab profile as well) and ``COLAB_GPU`` in older ones (present
+    even without a GPU, as "0": clearml/clearml pull request 515).
+    """
+    if "google.colab" in sys.modules:
+        return True
+    return any(os.environ.get(v) is not None for v in ("COLAB_RELEASE_TAG", "COLAB_GPU"))
+
+
 def resolve_profile(profile: str | None = None) -> tuple[str, str]:
-    """Resolve ``quick`` / ``paper`` / ``auto`` (default: ``DIPNB_PROFILE``, else ``auto``).
+    """Resolve ``quick`` / ``paper`` / ``colab`` / ``auto`` (default: ``DIPNB_PROFILE``, else ``auto``).
+
+    ``auto`` is ``colab`` on a CUDA GPU inside Colab (:func:`in_colab`), ``paper`` on any other
+    CUDA GPU, ``quick`` without one.
 
     Returns:
         ``(profile, reason)``: the profile used and why, e.g. ``("quick", "auto: no CUDA GPU")``.
@@ -263,10 +283,12 @@ def resolve_profile(profile: str | None = None) -> tuple[str, str]:
     asked = profile or os.environ.get("DIPNB_PROFILE") or "auto"
     if asked == "auto":
         if torch.cuda.is_available():
+            if in_colab():
+                return "colab", "auto: CUDA GPU in Colab"
             return "paper", "auto: CUDA GPU found"
         return "quick", "auto: no CUDA GPU"
     if asked not in PROFILES:
-        raise ConfigError(f"unknown profile {asked!r}: allowed are quick, paper, auto")
+        raise ConfigError(f"unknown profile {asked!r}: allowed are quick, paper, auto, colab")
     return asked, "chosen" if profile else "from DIPNB_PROFILE"
 
 
@@ -551,8 +573,8 @@ def run(
     """Run experiment ``name``, or load it from the cache if this exact config was run before.
 
     Args:
-        profile: ``"quick"``, ``"paper"`` or ``"auto"`` (default ``DIPNB_PROFILE``, else auto:
-            paper on a CUDA GPU, quick elsewhere).
+        profile: ``"quick"``, ``"paper"``, ``"colab"`` or ``"auto"`` (default ``DIPNB_PROFILE``,
+            else auto: colab on a CUDA GPU in Colab, paper on another CUDA GPU, quick elsewhere).
         device: where to compute (default: CUDA, then MPS, then CPU).
         cache: read and write the result cache (``DIPNB_CACHE``).
         smoke: a smoke run (default ``DIPNB_SMOKE``, else False): the profile's sizes, a handful

@@ -219,6 +219,7 @@ def _samples_summary(data: dict, cfg: SamplesConfig) -> dict:
     profiles={
         "quick": {"size": 128, "width": 32, "samples": 48},
         "paper": {"size": 256, "width": 128, "samples": 256, "max_offset": 24},
+        "colab": {"size": 256, "width": 128, "samples": 256, "max_offset": 24},
     },
     summary=_samples_summary,
 )
@@ -305,7 +306,8 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
 @experiment(
     "gp-prior-kernel",
     config=KernelConfig,
-    profiles={"quick": {"width": 64, "samples": 2000}, "paper": {"width": 256, "samples": 10000}},
+    profiles={"quick": {"width": 64, "samples": 2000}, "paper": {"width": 256, "samples": 10000},
+              "colab": {"width": 256, "samples": 10000}},
     summary=_kernel_summary,
 )
 def gp_prior_kernel(cfg: KernelConfig, ctx: Context) -> dict:
@@ -416,6 +418,7 @@ def _summary(data: dict, cfg: GPPriorConfig) -> dict:
     profiles={
         "quick": {"size": 128, "width": 32, "samples": 48, "kernel_width": 64, "kernel_samples": 2000},
         "paper": {"size": 256, "width": 128, "samples": 256, "kernel_width": 256, "kernel_samples": 10000},
+        "colab": {"size": 256, "width": 128, "samples": 256, "kernel_width": 256, "kernel_samples": 10000},
     },
     summary=_summary,
 )

@@ -193,6 +193,7 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
         # quick: 113k parameters (conv), a full 256-row Jacobian in ~2 s on one CPU thread
         "quick": {"length": 256, "width": 64},
         "paper": {"length": 256, "width": 256},
+        "colab": {"length": 256, "width": 256},
     },
     summary=_kernel_summary,
     smoke={},  # one Jacobian at the profile's size, no iterations: smoke mode runs it whole
@@ -398,6 +399,7 @@ def _run_adam(cfg: KernelViewConfig, ctx: Context, model, z, y, ks) -> dict:
         # quick: width 64 (113k parameters), GD at a quarter of the stable step: ~1,000 steps for 50 cycles
         "quick": {"length": 256, "width": 64, "gd_iterations": 1500, "adam_iterations": 300},
         "paper": {"length": 256, "width": 256, "gd_iterations": 3000, "adam_iterations": 500},
+        "colab": {"length": 256, "width": 256, "gd_iterations": 3000, "adam_iterations": 500},
     },
     summary=_summary,
 )

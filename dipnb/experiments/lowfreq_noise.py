@@ -145,6 +145,7 @@ def _summary(data: dict, cfg: LowFreqNoiseConfig) -> dict:
         # quick: 64x64 (512 / 8) and 64 channels, ~0.03 s a step on a CPU; the claim holds at this size
         "quick": {"image": "baboon", "downsample": 8, "width": 64, "iterations": 500},
         "paper": {"image": "baboon", "downsample": 4, "width": 128, "iterations": 1000, "snapshot_every": 20},
+        "colab": {"image": "baboon", "downsample": 4, "width": 128, "iterations": 1000, "snapshot_every": 20},
     },
     summary=_summary,
 )

@@ -126,6 +126,7 @@ def _write_output(res: Result) -> None:
     profiles={
         "quick": {"width": 64, "iterations": 300, "downsample": 4},
         "paper": {"width": 128, "iterations": 3000, "downsample": 4, "record_every": 10},
+        "colab": {"width": 128, "iterations": 1000, "downsample": 4, "record_every": 10},
     },
     summary=_summary,
     after=_write_output,
@@ -234,6 +235,9 @@ def _bench_summary(data: dict, cfg) -> dict:
             "score_images": ("f16", "peppers", "kodim01", "kodim02", "kodim03"),
             "seeds": 5, "width": 128, "iterations": 3000, "record_every": 10,
         },
+        # colab: the quick profile's images and seeds with the paper's sizes and width, 1,000 steps
+        "colab": {"tune_images": ("house", "baboon"), "score_images": ("f16", "peppers"), "seeds": 3,
+                  "width": 128, "iterations": 1000, "record_every": 10},
     },
     summary=_bench_summary,
 )

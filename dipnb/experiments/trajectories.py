@@ -352,6 +352,7 @@ def _summary(data: dict, cfg: TrajectoriesConfig) -> dict:
         # dips near iteration 140, peaks near 250 and has fallen half-way back by about 400
         "quick": {"width": 16, "iterations": 500, "record_every": 5, "snapshot_every": 10},
         "paper": {"width": 128, "iterations": 1000, "record_every": 10, "snapshot_every": 10},
+        "colab": {"width": 128, "iterations": 1000, "record_every": 10, "snapshot_every": 10},
     },
     summary=_summary,
 )
@@ -512,6 +513,9 @@ def _area_summary(data: dict, cfg: AreaConfig) -> dict:
                   "width": 16, "iterations": 400, "record_every": 5},
         "paper": {"source": "files", "areas": TRIANGLE_AREAS, "width": 128, "iterations": 1000,
                   "record_every": 10},
+        # colab: the files at full size with 128 channels, 5 of the 9 areas and 500 steps per run
+        "colab": {"source": "files", "areas": (0.2, 0.4, 0.6, 0.8, 1.0), "width": 128, "iterations": 500,
+                  "record_every": 5},
     },
     summary=_area_summary,
 )

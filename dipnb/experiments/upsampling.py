@@ -383,6 +383,7 @@ def _summary(data: dict, cfg: UpsamplingConfig) -> dict:
         "quick": {"image": "barbara", "downsample": 4, "width": 32, "iterations": 300},
         # paper: strides 4 vs 32 over 500 iterations on a 256x256 image, 64 channels
         "paper": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
+        "colab": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
     },
     summary=_summary,
 )
