@@ -11,6 +11,11 @@ Two kinds of control, one mechanism each:
 * **Live computation** (needs a kernel): :func:`live_explorer` shows controls and a *compute*
   button; nothing runs until the button is clicked, so executing the page for the static book
   costs nothing, and the static book shows only the precomputed pictures above it.
+
+Both ipywidgets 8.x (the book's build) and 7.7 (what Colab preinstalls) are supported. 7.x has no
+``Stack`` widget: there :class:`Stack` is a Box that shows one child at a time and the link is a
+kernel-side ``traitlets.link``, so the same controls redraw through the running kernel instead of
+in the browser. The static book is built with 8.x and needs no kernel.
 """
 
 from __future__ import annotations
@@ -18,10 +23,45 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as W
+import traitlets
 
 from .plots import figure_to_png
 
-__all__ = ["png_widget", "linked_stack", "figure_slider", "choice_stack", "figure_grid", "live_explorer"]
+__all__ = [
+    "HAS_BROWSER_STACK", "Stack", "png_widget", "linked_stack", "figure_slider", "choice_stack", "figure_grid",
+    "live_explorer",
+]
+
+#: True with ipywidgets 8.x: pictures are switched in the browser (Stack + jslink), no kernel needed.
+#: False with 7.x (Colab's): they are switched by the kernel (:class:`Stack` below + ``traitlets.link``).
+HAS_BROWSER_STACK: bool = hasattr(W, "Stack")
+
+
+class _KernelStack(W.VBox):
+    """ipywidgets 7.x stand-in for ``ipywidgets.Stack``: all children, only ``selected_index`` shown.
+
+    The others get ``layout.display = "none"``; the kernel changes that when ``selected_index``
+    changes, so it needs a running kernel (7.x has no browser-side Stack). ``selected_index`` is a
+    plain kernel-side trait, not synced to the browser.
+    """
+
+    selected_index = traitlets.Int(None, allow_none=True)
+
+    def __init__(self, children=(), selected_index: int | None = 0, **kwargs) -> None:
+        super().__init__(children, **kwargs)
+        self._display: dict[str, str | None] = {}  # model id -> the child's own layout.display
+        self.observe(self._show_selected, names=["selected_index", "children"])
+        self.selected_index = selected_index
+        self._show_selected()
+
+    def _show_selected(self, _change=None) -> None:
+        for i, child in enumerate(self.children):
+            own = self._display.setdefault(child.model_id, child.layout.display)
+            child.layout.display = own if i == self.selected_index else "none"
+
+
+#: The Stack :func:`linked_stack` builds: ``ipywidgets.Stack`` on 8.x, a kernel-switched Box on 7.x.
+Stack = W.Stack if HAS_BROWSER_STACK else _KernelStack
 
 _STYLE = {"description_width": "initial"}
 _KERNEL_NOTE = "Needs a running Python kernel (Jupyter, Colab); the pictures above work everywhere."
@@ -32,8 +72,8 @@ def png_widget(png: bytes, width: str = "100%") -> W.Image:
     return W.Image(value=png, format="png", layout=W.Layout(width=width, max_width="760px"))
 
 
-def linked_stack(control: W.Widget, children: Sequence[W.Widget | bytes]) -> W.Stack:
-    """A Stack of ``children`` whose ``selected_index`` follows ``control.index`` in the browser.
+def linked_stack(control: W.Widget, children: Sequence[W.Widget | bytes]) -> W.Box:
+    """A :class:`Stack` of ``children`` whose ``selected_index`` follows ``control.index``.
 
     Args:
         control: any widget with an ``index`` trait (SelectionSlider, ToggleButtons, Dropdown...).
@@ -41,12 +81,16 @@ def linked_stack(control: W.Widget, children: Sequence[W.Widget | bytes]) -> W.S
             ``control``.
 
     Returns:
-        The Stack, starting at ``control.index``. The link is an ``ipywidgets.Link``
-        (``jslink``), so it works in the static HTML page with no kernel.
+        The Stack, starting at ``control.index``; ``stack.link`` is the link. With ipywidgets 8.x it
+        is an ``ipywidgets.Link`` (``jslink``), so it works in the static HTML page with no kernel;
+        with 7.x it is a ``traitlets.link``, so the kernel switches the picture.
     """
     kids = [png_widget(c) if isinstance(c, bytes | bytearray) else c for c in children]
-    stack = W.Stack(kids, selected_index=control.index)
-    W.jslink((control, "index"), (stack, "selected_index"))
+    stack = Stack(kids, selected_index=control.index)
+    if HAS_BROWSER_STACK:
+        stack.link = W.jslink((control, "index"), (stack, "selected_index"))
+    else:
+        stack.link = traitlets.link((control, "index"), (stack, "selected_index"))
     return stack
 
 
@@ -89,7 +133,8 @@ def figure_slider(
         pngs: already rendered PNGs, one per value, instead of ``make_figure``.
 
     Returns:
-        A VBox holding the slider and a Stack of images; ``box.slider`` and ``box.stack`` are the parts.
+        A VBox holding the slider and a :class:`Stack` of images; ``box.slider`` and ``box.stack`` are
+        the parts.
     """
     values = list(values)
     if not values:
