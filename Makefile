@@ -11,7 +11,7 @@ export DIPNB_CACHE ?= $(CURDIR)/.cache/results
 export DIPNB_PROFILE ?= quick
 export MPLBACKEND ?= Agg
 
-.PHONY: install book assets browser test unit smoke nbval lint bench clean clean-book colab student nbval-colab colab-compat slides
+.PHONY: install book assets browser test unit smoke nbval lint bench clean clean-book colab student nbval-colab colab-compat slides demo-cache
 
 # Notebooks run one after another, never in parallel (also under `make -j`).
 .NOTPARALLEL:
@@ -93,6 +93,21 @@ book: $(STAMP) $(ASSETS_STAMP) $(PKG_STAMP)
 # carries its own reveal.js, MathJax and widget manager.
 slides: book
 	@t0=$$(date +%s); $(PY) tools/slides.py || exit $$?; echo "make slides: $$(( $$(date +%s) - t0 )) s"
+
+# The demo cache: every chapter executed in the quick profile into a fresh, empty results cache,
+# whose results are then exported as one archive that the published site carries
+# (_build/html/demo-cache.zip; run it after `make book`). Students load it with
+# `python -m dipnb cache import URL`. DEMO_NOTEBOOKS=notebooks/quickstart.ipynb narrows it.
+DEMO_CACHE := _build/demo-cache
+DEMO_NOTEBOOKS ?= notebooks/
+demo-cache: $(STAMP)
+	rm -rf $(DEMO_CACHE)
+	@t0=$$(date +%s); \
+	DIPNB_CACHE=$(CURDIR)/$(DEMO_CACHE) DIPNB_PROFILE=quick $(NB_ENV) \
+		$(PY) -m pytest -q -p no:cacheprovider --nbval-lax $(DEMO_NOTEBOOKS) || exit $$?; \
+	mkdir -p _build/html; \
+	DIPNB_CACHE=$(CURDIR)/$(DEMO_CACHE) $(PY) -m dipnb cache export _build/html/demo-cache.zip || exit $$?; \
+	echo "make demo-cache: $$(( $$(date +%s) - t0 )) s"
 
 # Drives Chromium over the built site and the decks (tests/test_browser.py,
 # tests/test_slides_browser.py); screenshots in _build/screenshots.

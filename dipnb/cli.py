@@ -395,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "sweep":
             return _cmd_sweep(args)
+        if args.command == "cache":
+            return _cmd_cache(args)
         if args.command == "claims":
             return _cmd_claims(args)
     except (DipnbError, ValueError) as e:

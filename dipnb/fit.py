@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -171,6 +172,28 @@ def _is_conv2d_model(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def _optimizers(models: Sequence[nn.Module], cfg: FitConfig) -> list[torch.optim.Optimizer]:
+    if cfg.optimizer == "adam":
+        return [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
+    return [torch.optim.SGD(m.parameters(), lr=cfg.lr, momentum=0.0) for m in models]
+
+
+def _fingerprint(cfg: FitConfig, models: Sequence[nn.Module], inputs: Sequence[torch.Tensor], target) -> dict:
+    """What a checkpoint must match to be resumed: the config, each model's class and the name,
+    shape and dtype of each of its tensors (parameters and buffers), the inputs' and target's shapes."""
+    return {
+        "cfg": asdict(cfg),
+        "runs": len(models),
+        "shape": list(target.shape),
+        "inputs": [list(z.shape) for z in inputs],
+        "models": [
+            [f"{type(m).__module__}.{type(m).__qualname__}"]
+            + [[k, list(v.shape), str(v.dtype)] for k, v in m.state_dict().items()]
+            for m in models
+        ],
+    }
+
+
 def fit(
     models: nn.Module | Sequence[nn.Module],
     inputs: torch.Tensor | Sequence[torch.Tensor],
@@ -203,6 +226,9 @@ def fit(
         device: where to compute; default :func:`dipnb.runtime.pick_device`.
         checkpoint: a file to save resumable state to every ``cfg.checkpoint_every`` iterations;
             if it exists at the start the fit resumes from it, and it is removed when the fit ends.
+            A checkpoint of another fit (another config, model class, tensor names or shapes,
+            input or target shape) or one that does not load is discarded with a one-line
+            warning, and the fit starts from iteration 0 with the models' own initial weights.
         progress: show a tqdm progress bar (default: on unless ``DIPNB_PROGRESS=0``).
         callbacks: functions called with the iteration number after every step.
 
@@ -237,10 +263,7 @@ def fit(
     zs = [z.to(device).contiguous(memory_format=mem) if z.dim() == 4 else z.to(device) for z in inputs]
     for m in models:
         m.train()
-    if cfg.optimizer == "adam":
-        opts = [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
-    else:
-        opts = [torch.optim.SGD(m.parameters(), lr=cfg.lr, momentum=0.0) for m in models]
+    opts = _optimizers(models, cfg)
     gen = torch.Generator(device="cpu").manual_seed(int(minibatch_seed))
     n_pixels = math.prod(tgt.shape[2:])
     tgt_flat = tgt.flatten(2)  # (1, C, N)
@@ -250,22 +273,35 @@ def fit(
     rec = _Recorder(cfg, R, tgt.shape[1:], ref is not None)
     start = 0
     ckpt = Path(checkpoint) if checkpoint else None
-    fingerprint = {"cfg": asdict(cfg), "runs": R, "shape": list(tgt.shape)}
+    fingerprint = _fingerprint(cfg, models, zs, tgt)
     if ckpt is not None and ckpt.exists():
+        initial = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
         try:
             state = torch.load(ckpt, map_location=device, weights_only=False)
-            if state.get("fingerprint") != fingerprint:
-                raise ValueError("checkpoint belongs to another fit")
-        except Exception:  # an unreadable or foreign checkpoint: start over rather than crash
-            state = None
-        if state is not None:
+            if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+                raise ValueError("it belongs to another fit (config, model or data)")
             for m, s in zip(models, state["models"], strict=True):
                 m.load_state_dict(s)
             for o, s in zip(opts, state["opts"], strict=True):
                 o.load_state_dict(s)
             gen.set_state(state["gen"])
             rec.load(state["recorder"])
-            start = state["next"]
+            start = int(state["next"])
+        except Exception as e:  # an unreadable or foreign checkpoint: start over rather than crash
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            warnings.warn(
+                f"discarding checkpoint {ckpt} ({type(e).__name__}: {reason}); the fit starts from iteration 0",
+                stacklevel=2,
+            )
+            # A failed load may have copied part of the state: restore everything it touched.
+            for m, s in zip(models, initial, strict=True):
+                m.load_state_dict(s)
+            opts = _optimizers(models, cfg)
+            gen = torch.Generator(device="cpu").manual_seed(int(minibatch_seed))
+            rec = _Recorder(cfg, R, tgt.shape[1:], ref is not None)
+            start = 0
+            ckpt.unlink(missing_ok=True)
+        del initial
 
     check_every_step = device.type == "cpu"
     amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else None

@@ -290,7 +290,8 @@ def test_unreadable_checkpoint_starts_over(problem, tmp_path, one_thread):
     ckpt = tmp_path / "fit.ckpt"
     ckpt.write_bytes(b"garbage")
     seen = []
-    rec = fit(_skip(), z, noisy, cfg, checkpoint=ckpt, callbacks=[seen.append])
+    with pytest.warns(UserWarning, match="discarding checkpoint"):
+        rec = fit(_skip(), z, noisy, cfg, checkpoint=ckpt, callbacks=[seen.append])
     assert seen == list(range(6)) and not ckpt.exists()
     np.testing.assert_array_equal(rec.loss, fit(_skip(), z, noisy, cfg).loss)
 
@@ -302,9 +303,67 @@ def test_checkpoint_of_another_fit_is_ignored(problem, tmp_path, one_thread):
         fit(_skip(), z, noisy, FitConfig(iterations=10, checkpoint_every=2), checkpoint=ckpt,
             callbacks=[_Interrupt(5)])
     seen = []
-    fit(_skip(), z, noisy, FitConfig(iterations=8, checkpoint_every=2), checkpoint=ckpt,
-        callbacks=[seen.append])
+    with pytest.warns(UserWarning, match="discarding checkpoint"):
+        fit(_skip(), z, noisy, FitConfig(iterations=8, checkpoint_every=2), checkpoint=ckpt,
+            callbacks=[seen.append])
     assert seen[0] == 0, "a checkpoint written by another config is not resumed"
+
+
+def _interrupted_checkpoint(model, z, noisy, cfg, ckpt) -> None:
+    """Leave the checkpoint that ``model``'s fit writes at iteration 4 (interrupted at 5)."""
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, z, noisy, cfg, checkpoint=ckpt, callbacks=[_Interrupt(5)])
+    assert ckpt.is_file()
+
+
+def _resume_expecting_a_fresh_start(problem, cfg, ckpt) -> None:
+    """Fit the 8-channel skip net from ``ckpt``: it must warn once, in one line, and start from 0."""
+    _, noisy, z = problem
+    seen = []
+    with pytest.warns(UserWarning) as caught:
+        rec = fit(_skip(), z, noisy, cfg, checkpoint=ckpt, callbacks=[seen.append])
+    msgs = [str(w.message) for w in caught if "checkpoint" in str(w.message)]
+    assert len(msgs) == 1 and "\n" not in msgs[0] and "discarding checkpoint" in msgs[0], msgs
+    assert seen[0] == 0 and seen[-1] == cfg.iterations - 1, "the fit started fresh and ran to the end"
+    assert not ckpt.exists()
+    fresh = fit(_skip(), z, noisy, cfg)
+    np.testing.assert_array_equal(rec.loss, fresh.loss, err_msg="no weight of the checkpoint leaked in")
+    np.testing.assert_array_equal(rec.final, fresh.final)
+
+
+def test_checkpoint_of_another_architecture_is_discarded(problem, tmp_path, one_thread):
+    # Same FitConfig, same number of runs and same target: only the network differs (16 channels).
+    _, noisy, z = problem
+    cfg = FitConfig(iterations=8, checkpoint_every=2)
+    ckpt = tmp_path / "fit.ckpt"
+    _interrupted_checkpoint(M.build_skip(seed=0, depth=2, width=16, skip_channels=2), z, noisy, cfg, ckpt)
+    _resume_expecting_a_fresh_start(problem, cfg, ckpt)
+
+
+def test_checkpoint_of_another_model_class_with_the_same_parameters_is_discarded(problem, tmp_path, one_thread):
+    _, noisy, z = problem
+    net = _skip()
+    other = type("OtherNet", (type(net),), {})  # same parameter names and shapes, another class
+    net.__class__ = other
+    cfg = FitConfig(iterations=8, checkpoint_every=2)
+    ckpt = tmp_path / "fit.ckpt"
+    _interrupted_checkpoint(net, z, noisy, cfg, ckpt)
+    _resume_expecting_a_fresh_start(problem, cfg, ckpt)
+
+
+def test_checkpoint_whose_weights_do_not_load_is_discarded(problem, tmp_path, one_thread):
+    # The fingerprint matches, but one tensor has the wrong shape, so load_state_dict fails after
+    # copying the tensors before it: the fit must start from the model's own initial weights.
+    _, noisy, z = problem
+    cfg = FitConfig(iterations=8, checkpoint_every=2)
+    ckpt = tmp_path / "fit.ckpt"
+    _interrupted_checkpoint(_skip(), z, noisy, cfg, ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    weights = state["models"][0]
+    last = list(weights)[-1]
+    weights[last] = torch.zeros(weights[last].numel() + 1)
+    torch.save(state, ckpt)
+    _resume_expecting_a_fresh_start(problem, cfg, ckpt)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import __version__
@@ -369,10 +370,16 @@ def make_config(name: str, profile: str | None = None, *, smoke: bool = False, *
         )
     values = dict(exp.profiles.get(prof, {}))
     values.update(overrides)
+    for f in fields(exp.config):  # defaults too: every value is converted below, once
+        if f.init and f.name not in values:
+            if f.default is not dataclasses.MISSING:
+                values[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                values[f.name] = f.default_factory()
     hints = typing.get_type_hints(exp.config)
     for k, v in list(values.items()):
-        if isinstance(v, list):
-            v = values[k] = tuple(v)
+        # The cache key hashes these values: 25 and 25.0 for a float field must be one key.
+        v = values[k] = _to_declared_type(v, hints[k])
         _check_type(name, k, v, hints[k])
     if smoke:
         full = {f.name: f.default for f in fields(exp.config) if f.default is not dataclasses.MISSING}
@@ -385,6 +392,41 @@ def make_config(name: str, profile: str | None = None, *, smoke: bool = False, *
             raise
         raise ConfigError(f"experiment {name!r}: the smoke-mode config is invalid: {e}") from e
     return cfg, prof, reason
+
+
+def _to_declared_type(value, tp):
+    """``value`` as the field type ``tp``, where the conversion is exact in meaning.
+
+    An int (or numpy integer) for a float field becomes a float, a numpy scalar its Python
+    value, a list a tuple, element by element. ``bool`` is never taken for a number, and a
+    float is never made an int: such values are returned as they are, for :func:`_check_type`
+    to refuse.
+    """
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if any(type(value) is a for a in args):
+            return value
+        for a in args:
+            if a is not type(None):
+                v = _to_declared_type(value, a)
+                if _matches(v, a):
+                    return v
+        return value
+    if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+        value = value.item()
+    elif isinstance(value, np.bool_) and tp is bool:
+        value = bool(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_to_declared_type(v, args[0]) for v in value)
+        if len(args) == len(value):
+            return tuple(_to_declared_type(v, a) for v, a in zip(value, args, strict=True))
+        return tuple(value)
+    return value
 
 
 # Smoke mode: the paper's sizes, a handful of steps. A smoke run exercises every code path
