@@ -25,7 +25,8 @@ distinct config once (the cache computes it once), and counts for each one, from
       arithmetic = FLOPs / (peak FLOP/s x efficiency)
       memory     = bytes moved / (memory bandwidth x efficiency)
       dispatch   = operators x seconds per operator       # the host launching each layer's work
-      host       = random numbers / host rate             # drawing initial weights on the CPU
+      host       = networks x seconds per build + weights / host rate   # building them on the CPU
+                 + pixels of recorded outputs x seconds per pixel      # spectral metrics on the CPU
 
   On a CPU the four add up. On a GPU the host dispatches while the device computes, so a
   computation takes the longer of (arithmetic + memory) and dispatch, plus the shorter one on
@@ -35,11 +36,11 @@ distinct config once (the cache computes it once), and counts for each one, from
   read, backward; each weight is read twice and its gradient written, and Adam reads and writes
   the weight, its gradient and two moments. Operators per step are 3 per layer call (forward
   and backward) plus one per parameter tensor (the optimiser). Not counted: checkpoint writes,
-  the per-record metrics computed on the host (FFTs of the outputs), loading the images.
+  loading the images.
 
 The device terms: for the CPU they are **measured** by a probe of a few
-seconds (:func:`probe_cpu`: a memory copy, a random draw, and a few steps of two small DIP fits,
-which give the arithmetic rate and the time per operator); for GPUs they are the vendors'
+seconds (:func:`probe_cpu`: a memory copy, building two DIP nets, and a few steps of two DIP
+fits, which give the arithmetic rate and the time per operator); for GPUs they are the vendors'
 published peaks times one efficiency factor per device (:data:`EFFICIENCY`), an **assumption
 until measured**. Convolutions use the TF32 peak where the GPU has one (PyTorch lets cuDNN
 convolutions use TF32 by default, ``torch.backends.cudnn.allow_tf32``) and fully connected layers
@@ -71,7 +72,9 @@ __all__ = [
     "DEVICES",
     "EFFICIENCY",
     "DISPATCH_SECONDS",
+    "HOST_BUILD_SECONDS",
     "HOST_RANDOM_PER_SECOND",
+    "HOST_METRIC_SECONDS_PER_PIXEL",
     "Device",
     "gpu_devices",
     "Work",
@@ -97,18 +100,28 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 # Fraction of the datasheet peaks (arithmetic and memory bandwidth) that the book's small
-# networks reach, per GPU. ASSUMED, not measured: the DIP's convolutions work on images of 64 to
-# 256 pixels a side with 64 to 256 channels, far too small to fill a data-centre GPU, so the
-# factors are low and lower for the bigger chips. Replace one by `implied_efficiency` of a timed
-# chapter (see the README's "Time plan").
-EFFICIENCY = {"t4": 0.35, "a100": 0.15, "h100": 0.10}
-# Host time per operator (one layer's forward or backward kernel, or one optimiser update):
-# ASSUMED. PyTorch's eager dispatch costs of the order of 10 microseconds per operator on a
-# server CPU; Colab's host CPUs are slower than an A100's or an H100's.
-DISPATCH_SECONDS = {"t4": 20e-6, "a100": 12e-6, "h100": 10e-6}
-# Initial weights are drawn on the host CPU (the builders take a CPU generator) whatever the
-# device: random numbers per second, ASSUMED for GPU hosts (the CPU probe measures its own).
-HOST_RANDOM_PER_SECOND = 2e8
+# networks reach, per GPU: ASSUMED. The DIP's convolutions work on batches of one image of 64 to
+# 512 pixels a side with 64 to 256 channels, too small to fill a data-centre GPU. The one
+# measurement there is (one H200, benchmarks/results/gpu_check_h200_2026-12-01.md: ten runs of
+# the paper profile) cannot pin these factors: its runs were bound by the host's dispatch, and
+# they fit equally well for any factor from 0.2 up. Replace one by `implied_efficiency` of a
+# chapter timed on that GPU (see the README's "Time plan").
+EFFICIENCY = {"t4": 0.35, "a100": 0.2, "h100": 0.2}
+# Host time per operator (one layer's forward or backward work, or one optimiser update). H100:
+# FITTED to the H200 measurement above (its 16-core Xeon host; the model then reproduces its ten
+# runs within about 25%, rms 20%). A100: ASSUMED the same (a server host). T4: ASSUMED 1.4 times
+# slower, for Colab's two virtual CPUs.
+DISPATCH_SECONDS = {"t4": 50e-6, "a100": 35e-6, "h100": 35e-6}
+# Networks are built on the host CPU (their modules, then their initial weights drawn from a CPU
+# generator) whatever the device: seconds per network and weights per second, ASSUMED for GPU
+# hosts (the CPU probe measures its own; this machine's 2 cores build a 2.2 M-weight skip net in
+# about 37 ms of CPU time, a 144 k-weight one in about 14 ms).
+HOST_BUILD_SECONDS = 0.015
+HOST_RANDOM_PER_SECOND = 1e8
+# Spectral metrics of recorded outputs (band errors: two FFTs in NumPy on the host), seconds per
+# output pixel: ASSUMED, as measured on this project's 2-core CPU (the CPU probe measures its own);
+# in the H200's upsampling runs they explain about half of the time.
+HOST_METRIC_SECONDS_PER_PIXEL = 3e-7
 
 
 @dataclass(frozen=True)
@@ -122,12 +135,14 @@ class Device:
     fp64: float  # arithmetic rate in float64 (FLOP/s), efficiency included
     bandwidth: float  # memory bandwidth (bytes/s), efficiency included
     dispatch: float  # seconds per operator
-    random: float  # random numbers drawn per second on the host
+    random: float  # initial weights drawn per second on the host
     memory_gb: float  # memory of the device (GB), for the "fits" check; 0 = not checked
     measured: bool  # True: calibrated on this machine; False: datasheet x assumed efficiency
     overlap: bool = False  # the host dispatches while the device computes (a GPU), or in turn (a CPU)
     efficiency: float | None = None  # the factor applied to the datasheet peaks (GPUs)
     source: str = ""
+    build: float = 0.0  # seconds to build one network's modules on the host, its weights aside
+    metric: float = 0.0  # seconds per output pixel of a spectral metric computed on the host
 
 
 def _gpu(name: str, description: str, *, fp32_tflops: float, tf32_tflops: float | None, fp64_tflops: float,
@@ -138,6 +153,7 @@ def _gpu(name: str, description: str, *, fp32_tflops: float, tf32_tflops: float 
         conv=(tf32_tflops or fp32_tflops) * 1e12 * eff, fp64=fp64_tflops * 1e12 * eff,
         bandwidth=bandwidth_gbs * 1e9 * eff, dispatch=DISPATCH_SECONDS[name], random=HOST_RANDOM_PER_SECOND,
         memory_gb=memory_gb, measured=False, overlap=True, efficiency=eff, source=source,
+        build=HOST_BUILD_SECONDS, metric=HOST_METRIC_SECONDS_PER_PIXEL,
     )
 
 
@@ -285,7 +301,9 @@ class Work:
     fp64_flops: float = 0.0
     bytes: float = 0.0  # memory traffic
     operators: float = 0.0  # dispatched operators
-    random: float = 0.0  # random numbers drawn on the host (initial weights)
+    random: float = 0.0  # initial weights drawn on the host
+    builds: float = 0.0  # networks built on the host
+    metric_pixels: float = 0.0  # output pixels passed to spectral metrics on the host (per metric)
     steps: float = 0.0  # optimisation steps (iterations; runs fitted side by side share one)
     syncs: float = 0.0  # steps at which the host waits for the device (records and snapshots)
     peak_bytes: float = 0.0  # memory held at once by the largest computation
@@ -340,7 +358,7 @@ def fit_work(net: NetCount, iterations: int, runs: int = 1, syncs: int | None = 
     ``syncs``: steps that record the output (default: every step).
     """
     w = train_step(net).scaled(iterations * runs)
-    w.fits, w.random, w.peak_bytes = runs, runs * net.params, fit_memory(net, runs)
+    w.fits, w.builds, w.random, w.peak_bytes = runs, runs, runs * net.params, fit_memory(net, runs)
     w.steps, w.syncs = iterations, iterations if syncs is None else syncs
     return w
 
@@ -409,8 +427,11 @@ def _leaf_trajectories(cfg) -> Work:
     if cfg.crop:
         h = w = cfg.crop[2]
     m = 2**cfg.depth
-    net = _skip_net(c, c, h - h % m, w - w % m, width=cfg.width, depth=cfg.depth, upsample_mode=cfg.upsample)
-    return fit_work(net, cfg.iterations, runs=2, syncs=records(cfg.iterations, cfg.record_every, cfg.snapshot_every))
+    h, w = h - h % m, w - w % m
+    net = _skip_net(c, c, h, w, width=cfg.width, depth=cfg.depth, upsample_mode=cfg.upsample)
+    out = fit_work(net, cfg.iterations, runs=2, syncs=records(cfg.iterations, cfg.record_every, cfg.snapshot_every))
+    out.metric_pixels = 2 * records(cfg.iterations, cfg.record_every) * c * h * w  # band errors of both runs
+    return out
 
 
 def _leaf_lowfreq(cfg) -> Work:
@@ -445,14 +466,17 @@ def _leaf_upsampling(cfg) -> Work:
     extra = {"kernel_stride": cfg.kernel_stride} if getattr(cfg, "kernel_stride", 0) else {}
     net = net_count("decoder", (1, 32, h // cfg.stride, w // cfg.stride), out_channels=c, width=cfg.width,
                     stride=cfg.stride, upsample_mode=cfg.mode, **extra)
-    return fit_work(net, cfg.iterations, syncs=records(cfg.iterations, cfg.record_every, cfg.snapshot_every))
+    out = fit_work(net, cfg.iterations, syncs=records(cfg.iterations, cfg.record_every, cfg.snapshot_every))
+    # band errors (2 FFTs) and high-frequency energy (1 FFT) at every record
+    out.metric_pixels = 1.5 * records(cfg.iterations, cfg.record_every) * c * h * w
+    return out
 
 
 def _leaf_gp_samples(cfg) -> Work:
     net = _skip_net(cfg.in_channels, 3, cfg.size, cfg.size, width=cfg.width, depth=cfg.depth,
                     upsample_mode=cfg.upsample_mode, skip_channels=cfg.skip_channels)
     w = forward_pass(net).scaled(cfg.samples)
-    w.random = cfg.samples * net.params
+    w.builds, w.random = cfg.samples, cfg.samples * net.params
     w.steps, w.syncs = cfg.samples, math.ceil(cfg.samples / 16)  # outputs copied to the host by chunks
     w.peak_bytes = BYTES * (net.params + net.activations)  # one network at a time, no gradients: a bound
     return w
@@ -471,6 +495,7 @@ def _leaf_gp_kernel(cfg) -> Work:
     chunk = min(250, cfg.samples)
     return Work(linear_flops=2.0 * macs * cfg.samples, bytes=BYTES * cfg.samples * (3 * acts + params),
                 operators=3 * (dec.stages + 2) * math.ceil(cfg.samples / 250), random=cfg.samples * params,
+                builds=math.ceil(cfg.samples / 250),  # 250 decoders a module
                 peak_bytes=BYTES * chunk * (params + 3 * acts))
 
 
@@ -478,7 +503,7 @@ def _leaf_kernel_spectrum(cfg) -> Work:
     net = _net_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
                   **({"upsample_mode": cfg.upsample_mode} if cfg.model == "conv" else {}))
     w = jacobian_work(net, cfg.length)
-    w.random = net.params
+    w.builds, w.random = 1, net.params
     return w
 
 
@@ -731,7 +756,10 @@ def probe_cpu() -> Device:
     """Measure this machine's CPU for the cost model: a few seconds.
 
     - memory bandwidth: a copy of 64 MB, best of 5 (bytes read + written per second);
-    - host random numbers: ``uniform_`` on 4 M floats (the weight initialisers' draw), best of 3;
+    - building networks: a 4-channel and a 128-channel DIP skip net, best of 3 each, solved for the
+      seconds per network and the weights drawn per second;
+    - spectral metrics: the band errors of a 256x256 output (:func:`dipnb.spectral.band_errors`,
+      32 bands), best of 3, per pixel;
     - arithmetic rate and seconds per operator: the median step of two DIP fits, a 128-channel
       net on 64x64 (mostly arithmetic) and a 4-channel one (mostly dispatch), solved for
       the two unknowns with the bandwidth term taken from the copy.
@@ -748,14 +776,29 @@ def probe_cpu() -> Device:
         b.copy_(a)
         best = min(best, time.perf_counter() - t0)
     bandwidth = 2 * BYTES * n / best
-    r = torch.empty(4 * 2**20)
+    del a, b
+    from . import models as M
+
+    built = {}
+    for width in (4, 128):
+        best = math.inf
+        for seed in range(3):
+            t0 = time.perf_counter()
+            net = M.build_skip(seed=seed, width=width)
+            best = min(best, time.perf_counter() - t0)
+        built[width] = (best, sum(p.numel() for p in net.parameters()))
+    (t4, p4), (t128, p128) = built[4], built[128]
+    random = (p128 - p4) / max(t128 - t4, 1e-9)
+    build = max(t4 - p4 / random, 0.0)
+    from . import spectral
+
+    out, ref = torch.rand(1, 256, 256), torch.rand(1, 256, 256)
     best = math.inf
     for _ in range(3):
         t0 = time.perf_counter()
-        r.uniform_()
+        spectral.band_errors(out, ref, 32)
         best = min(best, time.perf_counter() - t0)
-    random = r.numel() / best
-    del a, b, r
+    metric = best / out.numel()
     t_big, w_big = _probe_fit(128, 64, 6)
     t_small, w_small = _probe_fit(4, 64, 12)
     # t = flops / rate + bytes / bandwidth + operators * dispatch, for both probes
@@ -770,11 +813,15 @@ def probe_cpu() -> Device:
     import platform
 
     name = _cpu_name() or platform.machine()
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    busy = (f"; BUSY: the load average {load:.1f} exceeds the {cpus} CPUs, so other processes slow the probe "
+            "and these minutes are longer than on an idle machine") if load > cpus else ""
     return Device(
         name="cpu", description=f"{name}, {torch.get_num_threads()} threads (measured)", fp32=rate, conv=rate,
         fp64=rate / 2, bandwidth=bandwidth, dispatch=dispatch, random=random, memory_gb=0.0, measured=True,
+        build=build, metric=metric,
         source=f"probe: {t_big * 1e3:.1f} ms/step (128 ch, 64x64), {t_small * 1e3:.2f} ms/step (4 ch, 64x64); "
-               f"load average {os.getloadavg()[0]:.2f}",
+               f"load average {load:.2f}{busy}",
     )
 
 
@@ -793,14 +840,15 @@ def estimate_seconds(work: Work, device: Device) -> dict[str, float]:
     """Seconds of one computation: each term of the cost model (see the module docstring) and ``total``.
 
     On a CPU the terms add up. On a GPU the host dispatches operators while the device works,
-    so the computation takes the longer of the two (plus the host's drawing of weights).
+    so the computation takes the longer of the two, plus the shorter one on the steps that wait for
+    the device (records and snapshots), plus the host building the networks.
     ``scalable`` is the part of ``total`` that scales as ``1 / efficiency`` (device-bound work).
     """
     terms = {
         "arithmetic": work.conv_flops / device.conv + work.linear_flops / device.fp32 + work.fp64_flops / device.fp64,
         "memory": work.bytes / device.bandwidth,
         "dispatch": work.operators * device.dispatch,
-        "host": work.random / device.random,
+        "host": work.builds * device.build + work.random / device.random + work.metric_pixels * device.metric,
     }
     busy = terms["arithmetic"] + terms["memory"]
     if device.overlap:
@@ -825,7 +873,7 @@ def implied_efficiency(estimate: Mapping[str, Any], measured_minutes: float) -> 
 
     Returns:
         The factor for :data:`EFFICIENCY`: the device-bound seconds (``seconds["scalable"]``)
-        scale as ``1 / efficiency``; the rest (dispatch-bound runs, drawing weights) does not.
+        scale as ``1 / efficiency``; the rest (dispatch-bound runs, building networks) does not.
         An approximation: it assumes no run changes from device-bound to dispatch-bound.
 
     Raises:
