@@ -73,7 +73,7 @@ def test_stats_ignore_runs_that_never_converged():
 
 def _pkl_count(root, name):
     d = root / name
-    return len(list(d.glob("*.pkl"))) if d.exists() else 0
+    return len(list(d.glob("*.npz"))) if d.exists() else 0
 
 
 def test_tiny_sweep_shapes_summary_and_resume(tmp_path):

@@ -83,7 +83,7 @@ def test_interrupted_table_resumes_from_its_units(tiny_table, monkeypatch, one_t
     monkeypatch.setattr(den, "fit", no_fit)
     from dipnb.experiments.cache import ResultStore
 
-    for p in (ResultStore().root / "denoising-table").glob("*.pkl"):  # as if it stopped before the end
+    for p in (ResultStore().root / "denoising-table").glob("*.npz"):  # as if it stopped before the end
         p.unlink()
     again = dipnb.run("denoising-table", verbose=False, **tiny_table)
     assert not again.cached and again.data["best_psnr"] == first.data["best_psnr"]
