@@ -648,8 +648,13 @@ def _denoising(p: str) -> list[Call]:
 
 
 def _upsampling(p: str) -> list[Call]:
-    return [("upsampling", {})] + [("upsampling", {"mode": m, "stride": s})
-                                   for m in ("bilinear", "nearest") for s in (2, 4, 8, 16, 32)]
+    from .experiments import names
+
+    calls = [("upsampling", {})] + [("upsampling", {"mode": m, "stride": s})
+                                    for m in ("bilinear", "nearest") for s in (2, 4, 8, 16, 32)]
+    if "upsampling-control" in names():  # the kernel-only control, where the package has it
+        calls.append(("upsampling-control", {}))
+    return calls
 
 
 def _capacity(p: str) -> list[Call]:
