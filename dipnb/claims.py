@@ -393,8 +393,8 @@ TRAJECTORY_IMAGES = ("barbara", "triangle-0.9")
 
 
 def _trajectory(profile: str, seed: int, smoke: bool, image: str):
-    # quick: a 128x128 crop of barbara at full resolution (the chapter's); paper: all of it
-    extra = {"crop": (128, 320, 128)} if image == "barbara" and profile == "quick" else {}
+    # quick and colab: a 128x128 crop of barbara at full resolution (the chapter's); paper: all of it
+    extra = {"crop": (128, 320, 128)} if image == "barbara" and profile in ("quick", "colab") else {}
     # the two runs use seeds s and s + 1: seed 2s keeps the pairs of different claim seeds apart
     return _run("trajectories", profile, smoke, image=image, seed=2 * seed, **extra)
 
@@ -531,7 +531,7 @@ def _dec_linear(profile: str, seed: int, smoke: bool) -> list[Check]:
 @claim("decoupling-1d", "linear-together-wide-deep",
        "A much wider or a much deeper fully connected net still fits both sines together (within 1.5x).")
 def _dec_linear_big(profile: str, seed: int, smoke: bool) -> list[Check]:
-    wide = {"quick": 1024, "paper": 4096}[profile]
+    wide = {"quick": 1024, "paper": 4096, "colab": 4096}[profile]
     out = []
     for label, kw in ((f"{wide} units", {"width": wide}), ("24 layers", {"depth": 24})):
         v, note = _ratio(_run("decoupling-1d", profile, smoke, model="linear", seed=seed, **kw))
