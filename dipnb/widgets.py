@@ -123,7 +123,7 @@ def figure_slider(
     value=None,
     pngs: Sequence[bytes] | None = None,
 ) -> W.VBox:
-    """A slider over ``values`` that switches between precomputed figures, kernel or no kernel.
+    """A slider over ``values`` that switches between precomputed figures (no kernel with ipywidgets 8).
 
     Args:
         values: the grid of parameter values (e.g. strides ``[2, 4, 8, 16, 32]``).
@@ -159,12 +159,12 @@ def choice_stack(
     controls: Sequence[W.Widget] = (),
     button_width: str | None = None,
 ) -> W.VBox:
-    """Toggle buttons that switch between widgets (or pictures), kernel or no kernel.
+    """Toggle buttons that switch between widgets (or pictures), kernel or no kernel (ipywidgets 8).
 
-    The buttons' ``index`` is linked to a Stack's ``selected_index`` in the browser
-    (:func:`linked_stack`), so the switch works in the static book. Typical use: one
-    :func:`figure_slider` per model, ``choice_stack(["conv", "linear"], [slider_conv, slider_linear],
-    description="model")``.
+    The buttons' ``index`` is linked to a Stack's ``selected_index`` (:func:`linked_stack`): in the
+    browser with ipywidgets 8, so the switch works in the static book; through the kernel with 7.x.
+    Typical use: one :func:`figure_slider` per model,
+    ``choice_stack(["conv", "linear"], [slider_conv, slider_linear], description="model")``.
 
     Args:
         labels: one button label per child.
