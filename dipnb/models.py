@@ -6,7 +6,8 @@
 - :class:`ConvAE1d`: the 1D convolutional encoder-decoder of the paper's Sec. 3.1 (DIP-Conv).
 - :class:`ReLUNet`: a coordinate MLP mapping pixel positions to intensities (Rahaman et al. 2019).
 - :class:`UpsampleDecoder`: a small decoder whose only change of resolution is one upsampling
-  by a chosen stride, for the upsampling chapter.
+  by a chosen stride (optionally with the fixed kernel of another stride), for the upsampling
+  chapter.
 
 Every model maps a fixed input (noise, or coordinates for :class:`ReLUNet`) of shape
 ``(1, C_in, *spatial)`` to an output of shape ``(1, C_out, *spatial)``. Build models with the
@@ -36,6 +37,8 @@ __all__ = [
     "ReLUNet",
     "DecoderConfig",
     "UpsampleDecoder",
+    "FixedKernelUpsample",
+    "upsampling_matrix",
     "build_skip",
     "build_dip_linear",
     "build_conv1d",
@@ -382,22 +385,81 @@ class DecoderConfig:
     convs_before: int = 2  # 3x3 conv-BN-LeakyReLU blocks at the low resolution
     convs_after: int = 2  # 3x3 conv-BN-LeakyReLU blocks after the upsampling
     negative_slope: float = 0.2  # LeakyReLU slope
+    kernel_stride: int = 0  # the stride whose fixed kernel the upsampling uses; 0 = its own `stride`
 
     def __post_init__(self):
         for name in ("in_channels", "out_channels", "width", "stride"):
             _check_positive(name, getattr(self, name))
-        for name in ("convs_before", "convs_after"):
+        for name in ("convs_before", "convs_after", "kernel_stride"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         if self.upsample_mode not in UPSAMPLE_MODES:
             allowed = ", ".join(UPSAMPLE_MODES)
             raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {allowed}")
 
 
+def upsampling_matrix(n_in: int, mode: str, stride: int, kernel_stride: int) -> torch.Tensor:
+    """The ``(n_in * stride, n_in)`` matrix of "insert ``stride - 1`` zeros, then convolve with the
+    fixed kernel of ``mode`` at ``kernel_stride``", with PyTorch's edge handling.
+
+    Input sample ``n`` lands at output position ``n L + (L - 1) / 2`` (``L = stride``, PyTorch's
+    ``align_corners=False`` convention) and is spread by the continuous kernel ``g`` of width
+    ``K = kernel_stride``: the triangle ``1 - |t| / K`` on ``|t| < K`` (bilinear) or the box
+    ``-K / 2 <= t < K / 2`` (nearest), times ``L / K`` so that a constant input stays constant
+    (DC gain ``L``, like PyTorch's kernels). Positions outside the input take its end samples, as
+    PyTorch clamps them. With ``K = L`` this is ``F.interpolate`` exactly; a larger ``K`` is a
+    wider, lower-pass kernel at the same stride.
+
+    Returns:
+        float64 ``(n_in * stride, n_in)``; row ``m`` holds the weights of output sample ``m``.
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise ConfigError(f"mode {mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES)}")
+    for name, v in (("n_in", n_in), ("stride", stride), ("kernel_stride", kernel_stride)):
+        _check_positive(name, v)
+    L, K = int(stride), int(kernel_stride)
+    pad = -(-K // L) + 1  # input samples beyond each end that the kernel can reach
+    m = torch.arange(n_in * L, dtype=torch.float64)[:, None]  # (n_in L, 1) output positions
+    n = torch.arange(-pad, n_in + pad)  # (n_in + 2 pad,) input samples, ends extended
+    t = m - n[None].double() * L - (L - 1) / 2  # (n_in L, n_in + 2 pad) offsets from each sample
+    if mode == "bilinear":
+        g = (1 - t.abs() / K).clamp(min=0)
+    else:
+        g = ((t >= -K / 2) & (t < K / 2)).double()
+    g = g * (L / K)
+    out = torch.zeros(n_in * L, n_in, dtype=torch.float64)
+    out.index_add_(1, n.clamp(0, n_in - 1), g)  # clamped positions add onto the end samples
+    return out
+
+
+class FixedKernelUpsample(nn.Module):
+    """Upsampling by ``stride`` with the fixed kernel of another stride (:func:`upsampling_matrix`).
+
+    Applied to each channel along both axes (separable, like PyTorch's 2D upsampling). No weights.
+    """
+
+    def __init__(self, mode: str, stride: int, kernel_stride: int):
+        super().__init__()
+        upsampling_matrix(1, mode, stride, kernel_stride)  # validates the arguments
+        self.mode, self.stride, self.kernel_stride = mode, int(stride), int(kernel_stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        uh = upsampling_matrix(h, self.mode, self.stride, self.kernel_stride).to(x)  # (h L, h)
+        uw = upsampling_matrix(w, self.mode, self.stride, self.kernel_stride).to(x)  # (w L, w)
+        return torch.einsum("mh,bchw,nw->bcmn", uh, x, uw)  # (B, C, h L, w L)
+
+
 class UpsampleDecoder(nn.Module):
     """Noise at ``1/stride`` of the image size -> convs -> one upsampling by ``stride`` -> convs -> sigmoid.
 
-    With a single change of resolution, the fixed smoothing kernel of the upsampling (Sec. 3.2,
-    Appendix E of the paper) is the only thing that differs between strides.
+    The upsampling is the only change of resolution, and it is zero insertion followed by a fixed
+    smoothing kernel (Sec. 3.2, Appendix E of the paper). Two things change with the stride,
+    though, not one: the kernel, whose pass band narrows as ``1 / stride``, and the bottleneck, the
+    input of ``(H / stride) x (W / stride)`` positions that everything is computed from (4x4 at
+    stride 32 for a 128x128 image, against 32x32 at stride 4). To change the kernel alone, keep
+    ``stride`` and set ``kernel_stride``: the upsampling by ``stride`` then uses the kernel of
+    ``kernel_stride`` (:class:`FixedKernelUpsample`), with the bottleneck and every learned layer
+    unchanged.
     """
 
     def __init__(self, cfg: DecoderConfig):
@@ -408,13 +470,16 @@ class UpsampleDecoder(nn.Module):
         for _ in range(cfg.convs_before):
             layers += _conv_bn_act(cin, cfg.width, 3, 1, True, cfg.negative_slope)
             cin = cfg.width
-        layers.append(
-            nn.Upsample(
-                scale_factor=cfg.stride,
-                mode=cfg.upsample_mode,
-                **({"align_corners": False} if cfg.upsample_mode == "bilinear" else {}),
+        if cfg.kernel_stride in (0, cfg.stride):
+            layers.append(
+                nn.Upsample(
+                    scale_factor=cfg.stride,
+                    mode=cfg.upsample_mode,
+                    **({"align_corners": False} if cfg.upsample_mode == "bilinear" else {}),
+                )
             )
-        )
+        else:
+            layers.append(FixedKernelUpsample(cfg.upsample_mode, cfg.stride, cfg.kernel_stride))
         for _ in range(cfg.convs_after):
             layers += _conv_bn_act(cin, cfg.width, 3, 1, True, cfg.negative_slope)
             cin = cfg.width

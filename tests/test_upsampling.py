@@ -68,7 +68,119 @@ def test_response_data(mode):
     assert r["max_abs_error"] < 1e-12 and r["discrete_error"] < 1e-12
     assert r["decomposition_error"] < 1e-12 and r["separable_error"] < 1e-12
     assert r["continuous_error_low"] < r["continuous_error"]
-    assert r["paper"][0] == (8 if mode == "bilinear" else 1), "the printed formulas' DC gains"
+    # the printed formulas near DC, computed from the formulas (not their value written in at k = 0)
+    assert S.paper_response(mode, 8, 1e-6) == pytest.approx(8 if mode == "bilinear" else 1, rel=1e-8)
+
+
+@pytest.mark.parametrize("stride", (1, 2, 3, 8, 32))
+@pytest.mark.parametrize("mode", MODES)
+def test_dc_gain_is_measured_from_torch(mode, stride):
+    assert U.dc_gain(mode, stride) == pytest.approx(stride, abs=1e-12)
+    h, _ = S.upsampling_kernel(mode, stride)
+    assert U.dc_gain(mode, stride) == pytest.approx(h.sum(), abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# The decoder's fixed kernel, and a kernel of another stride
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stride", (1, 2, 3, 4, 8))
+@pytest.mark.parametrize("mode", MODES)
+def test_upsampling_matrix_with_own_kernel_is_torch(mode, stride, np_rng):
+    import torch
+    import torch.nn.functional as F
+
+    from dipnb import models as M
+
+    x = torch.as_tensor(np_rng.standard_normal((2, 3, 5, 7)))  # odd sides, ends included
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    ref = F.interpolate(x, scale_factor=stride, mode=mode, **kw)
+    out = M.FixedKernelUpsample(mode, stride, stride)(x)
+    assert out.shape == ref.shape == (2, 3, 5 * stride, 7 * stride)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wider_kernel_keeps_dc_and_damps_high_frequencies(mode):
+    from dipnb import models as M
+
+    n, L = 64, 4
+    own = M.upsampling_matrix(n, mode, L, L).numpy()  # (256, 64)
+    wide = M.upsampling_matrix(n, mode, L, 8 * L).numpy()
+    np.testing.assert_allclose(wide.sum(axis=1), 1.0, atol=1e-12)  # a constant stays constant
+    x = np.cos(np.pi * 0.5 * np.arange(n))  # 0.25 cycles per input sample
+
+    def middle_energy(u):  # away from the ends, where the edge extension acts
+        y = u @ x
+        return float(np.mean(y[64:-64] ** 2))
+
+    assert middle_energy(wide) < 0.01 * middle_energy(own)
+
+
+def test_decoder_kernel_stride_changes_only_the_kernel():
+    import torch
+
+    from dipnb import models as M
+
+    a = M.build_decoder(seed=3, stride=4, width=8, in_channels=4)
+    b = M.build_decoder(seed=3, stride=4, width=8, in_channels=4, kernel_stride=32)
+    c = M.build_decoder(seed=3, stride=4, width=8, in_channels=4, kernel_stride=4)
+    assert M.count_parameters(a) == M.count_parameters(b)
+    for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert na == nb and torch.equal(pa, pb)  # same learned layers, same initial weights
+    z = torch.randn(1, 4, 6, 5)
+    assert b(z).shape == a(z).shape == (1, 1, 24, 20)
+    assert not torch.allclose(a(z), b(z))
+    torch.testing.assert_close(a(z), c(z), atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match="kernel_stride"):
+        M.build_decoder(kernel_stride=-1)
+
+
+def test_kernel_stride_config(images):
+    cfg, _, _ = dipnb.experiments.make_config("upsampling", "quick", **{**TINY, "stride": 4, "base_stride": 4,
+                                                                        "kernel_stride": 4})
+    assert cfg.kernel_stride == 0  # the stride's own kernel has one name
+    with pytest.raises(ConfigError, match="base_stride equal to stride"):
+        dipnb.experiments.make_config("upsampling", "quick", **{**TINY, "stride": 4, "base_stride": 2,
+                                                                "kernel_stride": 8})
+    with pytest.raises(ConfigError, match="kernel_stride must be an integer"):
+        dipnb.experiments.make_config("upsampling", "quick", **{**TINY, "stride": 4, "kernel_stride": -1})
+
+
+CONTROL_TINY = dict(image="barbara", downsample=16, width=4, iterations=12, record_every=3, n_bands=8,
+                    stride=2, kernel_stride=8, seeds=2)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"kernel_stride": 2}, "must be larger than stride"),
+        ({"seeds": 0}, "seeds must be an integer >= 1"),
+        ({"stride": 0}, "positive integer"),
+        ({"kernel_stride": 48}, "does not divide the image size"),
+        ({"mode": "area"}, "nearest or bilinear"),
+    ],
+)
+def test_control_bad_config(images, override, message):
+    with pytest.raises(ConfigError, match=message):
+        dipnb.experiments.make_config("upsampling-control", "quick", **{**CONTROL_TINY, **override})
+
+
+def test_control_tiny_run(images, one_thread):
+    res = dipnb.run("upsampling-control", verbose=False, **CONTROL_TINY)
+    V, S = len(U.CONTROL_VARIANTS), 2
+    for key in ("hf_energy", "fitted_frequency", "final_psnr", "top_half_error"):
+        assert res[key].shape == (V, S) and np.all(np.isfinite(res[key]))
+    assert res["hf_energy_curves"].shape == (V, S, 5)
+    json.dumps(res.summary())
+    # the first variant is the small stride as it is: the plain upsampling run, from the cache
+    plain = dipnb.run("upsampling", verbose=False, **{k: v for k, v in CONTROL_TINY.items()
+                                                      if k not in ("kernel_stride", "seeds")}, base_stride=2)
+    assert plain.cached
+    assert res["hf_energy"][0, 0] == pytest.approx(plain["runs"][2]["hf_energy_final"])
+    # the wide-kernel variant differs from it only by the kernel, so it gives another output
+    assert res["hf_energy"][1, 0] != pytest.approx(res["hf_energy"][0, 0])
 
 
 def test_high_frequency_energy_of_a_cosine():

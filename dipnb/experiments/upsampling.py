@@ -50,11 +50,14 @@ __all__ = [
     "analytic_response",
     "upsample_by_zero_insertion",
     "torch_upsample_1d",
+    "dc_gain",
     "response_data",
     "high_frequency_energy",
     "fitted_frequency",
     "image_leakage",
     "image_size",
+    "UpsamplingControlConfig",
+    "CONTROL_VARIANTS",
 ]
 
 MODES = ("nearest", "bilinear")
@@ -118,6 +121,20 @@ def torch_upsample_1d(x, mode: str, stride: int) -> np.ndarray:
     else:
         y = F.interpolate(t, scale_factor=int(stride), mode="linear", align_corners=False)
     return y[0, 0].numpy()
+
+
+def dc_gain(mode: str, stride: int) -> float:
+    """``H(0)`` of PyTorch's upsampler, measured: the sum of its response to a unit impulse.
+
+    Zero insertion leaves a single impulse as it is, so the response is the kernel itself and its
+    sum is the kernel's gain at DC (``L`` for both modes: every output sample is a weighted mean of
+    the input samples, and the zeros take ``L - 1`` shares of ``L``).
+    """
+    _check(mode, stride)
+    n = 4 * int(stride) + 8  # long enough that the kernel never reaches the ends
+    x = np.zeros(n)
+    x[n // 2] = 1.0
+    return float(torch_upsample_1d(x, mode, stride).sum())
 
 
 def upsample_by_zero_insertion(x, mode: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -280,12 +297,23 @@ class UpsamplingConfig:
     snapshot_every: int = 100  # iterations between stored outputs (0: only the last)
     n_bands: int = 32  # radial frequency bands of the spectral error, over [0, 0.5] cycles/pixel
     hf_cutoff: float = 0.25  # "high frequency" = radial frequency >= this, in cycles/pixel
+    kernel_stride: int = 0  # upsample by `stride` with the fixed kernel of this stride; 0 = its own
 
     def __post_init__(self):
         _check(self.mode, self.stride)
         b = self.base_stride
         if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
             raise ConfigError(f"base_stride must be a positive integer (the upsampling factor), got {b!r}")
+        k = self.kernel_stride
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ConfigError(f"kernel_stride must be an integer >= 0 (0: the stride's own kernel), got {k!r}")
+        if k == self.stride:  # the stride's own kernel: one name (and one cache entry) for one run
+            object.__setattr__(self, "kernel_stride", 0)
+        if self.kernel_stride and self.stride != self.base_stride:
+            raise ConfigError(
+                f"kernel_stride={k} changes the kernel of a single run: set base_stride equal to "
+                f"stride ({self.stride}), or use the experiment upsampling-control"
+            )
         check_image(self.image)
         if not isinstance(self.downsample, int) or self.downsample < 1:
             raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample!r}")
@@ -322,9 +350,14 @@ def load_target(cfg: UpsamplingConfig) -> np.ndarray:
 
 
 def build(cfg: UpsamplingConfig, shape: tuple[int, int, int]):
-    """The decoder for ``cfg.stride`` and its fixed input, ``(1, 32, H / L, W / L)`` white noise."""
+    """The decoder for ``cfg.stride`` and its fixed input, ``(1, 32, H / L, W / L)`` white noise.
+
+    The input's size, the bottleneck, is set by the stride; ``cfg.kernel_stride`` changes only the
+    fixed kernel of the upsampling (:class:`dipnb.models.FixedKernelUpsample`).
+    """
     c, h, w = shape
-    model = M.build_decoder(seed=cfg.seed, out_channels=c, width=cfg.width, stride=cfg.stride, upsample_mode=cfg.mode)
+    model = M.build_decoder(seed=cfg.seed, out_channels=c, width=cfg.width, stride=cfg.stride,
+                            upsample_mode=cfg.mode, kernel_stride=cfg.kernel_stride)
     z = D.noise_like((1, model.cfg.in_channels, h // cfg.stride, w // cfg.stride), seed=cfg.seed + 10_000)
     return model, z
 
@@ -338,11 +371,13 @@ def _fit_one(cfg: UpsamplingConfig, ctx: Context) -> dict:
             "band_errors": lambda o: spectral.band_errors(o, target, cfg.n_bands),
             "hf_energy": lambda o: high_frequency_energy(o, cfg.hf_cutoff),
         },
-        **ctx.fit_kwargs(f"{cfg.mode} stride {cfg.stride}"),
+        **ctx.fit_kwargs(f"{cfg.mode} stride {cfg.stride}"
+                         + (f", kernel of stride {cfg.kernel_stride}" if cfg.kernel_stride else "")),
     )
     return {
         "mode": cfg.mode,
         "stride": cfg.stride,
+        "kernel_stride": cfg.kernel_stride or cfg.stride,
         "response": response_data(cfg.mode, cfg.stride),
         "iterations": rec.iterations,  # (T,)
         "band_errors": rec.metrics["band_errors"][0],  # (T, n_bands)
@@ -375,18 +410,17 @@ def _summary(data: dict, cfg: UpsamplingConfig) -> dict:
     }
 
 
-@experiment(
-    "upsampling",
-    config=UpsamplingConfig,
-    profiles={
-        # quick: 128x128 grayscale Barbara, a 32-channel decoder, 300 iterations (~5 s a stride)
-        "quick": {"image": "barbara", "downsample": 4, "width": 32, "iterations": 300},
-        # paper: strides 4 vs 32 over 500 iterations on a 256x256 image, 64 channels
-        "paper": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
-        "colab": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
-    },
-    summary=_summary,
-)
+# The sizes of each profile, shared by ``upsampling`` and its control ``upsampling-control``.
+# quick: 128x128 grayscale Barbara, a 32-channel decoder, 300 iterations (~5 s a stride)
+# paper: strides 4 vs 32 over 500 iterations on a 256x256 image, 64 channels
+SIZES = {
+    "quick": {"image": "barbara", "downsample": 4, "width": 32, "iterations": 300},
+    "paper": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
+    "colab": {"image": "barbara", "downsample": 2, "width": 64, "iterations": 500, "n_bands": 64},
+}
+
+
+@experiment("upsampling", config=UpsamplingConfig, profiles=SIZES, summary=_summary, version=2)
 def upsampling(cfg: UpsamplingConfig, ctx: Context) -> dict:
     """Responses of an upsampler and a decoder fitted with a small and a large stride (Fig. 4)."""
     if cfg.stride == cfg.base_stride:
@@ -404,4 +438,108 @@ def upsampling(cfg: UpsamplingConfig, ctx: Context) -> dict:
         "iteration": int(runs[cfg.stride]["final_iteration"]),
         "max_abs_error": max(r["response"]["max_abs_error"] for r in runs.values()),
         "fit_seconds": sum(r["fit_seconds"] for r in runs.values()),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The control: the kernel alone, at a fixed stride and bottleneck
+# --------------------------------------------------------------------------------------------
+
+CONTROL_VARIANTS = ("own kernel", "wide kernel", "large stride")
+
+
+@dataclass(frozen=True)
+class UpsamplingControlConfig:
+    mode: str = "bilinear"  # nearest | bilinear: the kernel's shape in every variant
+    stride: int = 4  # the small stride; its input (the bottleneck) is (H / stride, W / stride)
+    kernel_stride: int = 32  # the large stride: its kernel is tried at the small stride
+    seeds: int = 5  # seeds 0 .. seeds-1, each for the decoder's weights and its input noise
+    image: str = "barbara"  # a test image name or a path; fitted in grayscale
+    downsample: int = 2  # block-average downsampling; both sides must be multiples of kernel_stride
+    width: int = 64  # channels of every conv of the decoder
+    iterations: int = 500  # optimisation steps
+    lr: float = 1e-3  # Adam learning rate
+    record_every: int = 5  # iterations between records of the spectral error
+    n_bands: int = 32  # radial frequency bands of the spectral error
+    hf_cutoff: float = 0.25  # "high frequency" = radial frequency >= this, in cycles/pixel
+
+    def __post_init__(self):
+        _check(self.mode, self.stride)
+        _check(self.mode, self.kernel_stride)
+        if self.kernel_stride <= self.stride:
+            raise ConfigError(
+                f"kernel_stride ({self.kernel_stride}) must be larger than stride ({self.stride}): "
+                "the control widens the kernel of the small stride"
+            )
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"seeds must be an integer >= 1, got {self.seeds!r}")
+        for v in CONTROL_VARIANTS:  # every sub-run must be valid before anything runs
+            UpsamplingConfig(**self.sub_config(v, 0))
+
+    def sub_config(self, variant: str, seed: int) -> dict:
+        """The ``upsampling`` parameters of one variant and seed (a single run each).
+
+        ``own kernel``: the small stride as it is; ``wide kernel``: the small stride with the large
+        stride's kernel (same bottleneck, same learned layers); ``large stride``: the large stride
+        as it is (its kernel and its smaller bottleneck).
+        """
+        stride = self.kernel_stride if variant == "large stride" else self.stride
+        return {
+            "mode": self.mode, "stride": stride, "base_stride": stride,
+            "kernel_stride": self.kernel_stride if variant == "wide kernel" else 0,
+            "image": self.image, "downsample": self.downsample, "gray": True, "width": self.width,
+            "seed": seed, "iterations": self.iterations, "lr": self.lr,
+            "record_every": self.record_every, "n_bands": self.n_bands,
+            "hf_cutoff": self.hf_cutoff,
+        }
+
+
+def _control_summary(data: dict, cfg: UpsamplingControlConfig) -> dict:
+    return {
+        "mode": cfg.mode,
+        "stride": cfg.stride,
+        "kernel_stride": cfg.kernel_stride,
+        "seeds": cfg.seeds,
+        "variants": list(CONTROL_VARIANTS),
+        "high_frequency_energy": {v: data["hf_energy"][i].tolist() for i, v in enumerate(CONTROL_VARIANTS)},
+        "fitted_frequency": {v: data["fitted_frequency"][i].tolist() for i, v in enumerate(CONTROL_VARIANTS)},
+        "final_psnr": {v: data["final_psnr"][i].tolist() for i, v in enumerate(CONTROL_VARIANTS)},
+        "target_high_frequency_energy": data["target_hf_energy"],
+    }
+
+
+@experiment("upsampling-control", config=UpsamplingControlConfig, profiles=SIZES, summary=_control_summary)
+def upsampling_control(cfg: UpsamplingControlConfig, ctx: Context) -> dict:
+    """The kernel alone: a small stride with its own kernel and with a large stride's, over seeds."""
+    V, S = len(CONTROL_VARIANTS), cfg.seeds
+    hf, top, final_psnr, top_err = (np.zeros((V, S)) for _ in range(4))
+    hf_curves, fitted_curves = [], []
+    iterations = None
+    for i, v in enumerate(CONTROL_VARIANTS):
+        hc, fc = [], []
+        for s in range(S):
+            sub = ctx.run("upsampling", **cfg.sub_config(v, s))
+            run = sub.data["runs"][sub.config.stride]
+            iterations = run["iterations"]
+            ff = fitted_frequency(run, threshold=0.1)  # (T,)
+            hf[i, s] = run["hf_energy_final"]
+            top[i, s] = ff[-1]
+            final_psnr[i, s] = float(run["psnr"][-1])
+            top_err[i, s] = float(np.array_split(np.asarray(run["band_errors"])[-1], 2)[1].mean())
+            hc.append(run["hf_energy"])
+            fc.append(ff)
+        hf_curves.append(np.stack(hc))
+        fitted_curves.append(np.stack(fc))
+    target = load_target(UpsamplingConfig(**cfg.sub_config(CONTROL_VARIANTS[0], 0)))
+    return {
+        "variants": CONTROL_VARIANTS,
+        "iterations": iterations,  # (T,)
+        "hf_energy": hf,  # (V, S) at the last iteration
+        "fitted_frequency": top,  # (V, S) cycles/pixel, at the last iteration
+        "final_psnr": final_psnr,  # (V, S) dB
+        "top_half_error": top_err,  # (V, S) mean relative error of the upper half of the bands
+        "hf_energy_curves": np.stack(hf_curves),  # (V, S, T)
+        "fitted_frequency_curves": np.stack(fitted_curves),  # (V, S, T)
+        "target_hf_energy": high_frequency_energy(target, cfg.hf_cutoff),
+        "response": {L: response_data(cfg.mode, L) for L in (cfg.stride, cfg.kernel_stride)},
     }
