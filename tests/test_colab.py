@@ -242,10 +242,12 @@ def _book_build(tmp_path: Path) -> Path:
         "execute": {"execute_notebooks": "off"},
         "parse": real["parse"],
         "repository": real["repository"],
+        "launch_buttons": real["launch_buttons"],
         "html": {"use_multitoc_numbering": real["html"].get("use_multitoc_numbering", True)},
         "bibtex_bibfiles": ["book/references.bib"],
         "sphinx": {
             "extra_extensions": ["sphinx_exercise"],
+            "local_extensions": {"dipnb_book": str(ROOT / "tools")},
             "config": {k: sphinx_config[k] for k in ("numfig", "numfig_secnum_depth", "bibtex_reference_style")},
         },
     }
@@ -262,7 +264,7 @@ def _book_build(tmp_path: Path) -> Path:
     (tmp_path / "_toc.yml").write_text(yaml.safe_dump(toc))
     (tmp_path / "book").mkdir()
     (tmp_path / "book" / "intro.md").write_text("# Intro\n")
-    (tmp_path / "book" / "errata.md").write_text("# Errata\n\nNothing.\n")
+    (tmp_path / "book" / "errata.md").write_text("# Errata\n\n```{dipnb-colab-links}\n```\n")
     (tmp_path / "book" / "references.bib").write_text((ROOT / "book" / "references.bib").read_text())
     (tmp_path / "notebooks").mkdir()
     png = (  # a 1x1 PNG, so that the figure cells have an image to caption
@@ -331,6 +333,15 @@ def test_numbers_match_a_real_jupyter_book_build(tmp_path):
             assert "See Figure 1.2, [Figure 2.1](" in text and "(1.2)," in text and "Exercise 1.2" in text
             assert f"[Figure 3.1]({SITE}notebooks/gamma.html#fig-gamma-1)" in text
             assert re.search(r'href="#equation-eq-alpha-b">\(1\.2\)</a>', html)
+    # The Colab button of a chapter opens its Colab notebook; the links list names both versions.
+    owner, repo = urls.repo_slug(REPO)
+    branch = yaml.safe_load((ROOT / "_config.yml").read_text())["launch_buttons"]["colab_branch"]
+    base = f"https://colab.research.google.com/github/{owner}/{repo}/blob/{branch}"
+    html = (html_dir / "notebooks" / "beta.html").read_text()
+    assert set(re.findall(r'https://colab\.research\.google\.com[^"]*', html)) == {f"{base}/colab/beta.ipynb"}
+    links = (html_dir / "book" / "errata.html").read_text()
+    for name in ("alpha", "beta", "gamma"):
+        assert f'href="{base}/colab/{name}.ipynb"' in links and f'href="{base}/student/{name}.ipynb"' in links
 
 
 # ---------------------------------------------------------------------------------------------
