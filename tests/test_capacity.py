@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import dipnb  # noqa: E402
 from dipnb import cli  # noqa: E402
 from dipnb.errors import ConfigError  # noqa: E402
-from dipnb.experiments.capacity import GRIDS, _stats, run_data  # noqa: E402
+from dipnb.experiments.capacity import GRIDS, _stats, rank_trend, run_data  # noqa: E402
 from dipnb.plots import decoupling as P  # noqa: E402
 
 # Tiny sub-runs: 64 samples, 2 and 10 cycles, 20 steps.
@@ -128,6 +128,21 @@ def _fake(model, vary, values, t):
     mean, std, n = _stats(t)
     return {"model": model, "vary": vary, "values": np.asarray(values), "frequencies": (5, 50),
             "convergence": t, "mean": mean, "std": std, "converged": n}
+
+
+def test_rank_trend_over_the_whole_grid():
+    values = np.array([16, 32, 64, 128, 256])
+    t = np.zeros((5, 2, 2))
+    t[:, :, 0] = np.array([50, 40, 30, 20, 10])[:, None]  # k1: falls at every step, both seeds
+    t[:, 0, 1] = [50, 40, 30, 20, 25]  # k2, seed 0: falls, then rises at the last step
+    t[:, 1, 1] = [10, 20, 30, 40, 50]  # k2, seed 1: rises
+    data = {"values": values, "convergence": t}
+    np.testing.assert_allclose(rank_trend(data, seed=0), [-1.0, -0.9])
+    np.testing.assert_allclose(rank_trend(data, seed=1), [-1.0, 1.0])
+    pooled = rank_trend(data)
+    assert pooled[0] == pytest.approx(-1.0) and -0.5 < pooled[1] < 0.5
+    t[:3, :, 0] = np.nan  # only two sizes left for k1: no trend to speak of
+    assert np.isnan(rank_trend(data)[0])
 
 
 def test_findings_on_constructed_sweeps():

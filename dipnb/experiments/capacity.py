@@ -18,7 +18,8 @@ from ..errors import ConfigError
 from .decoupling import MODELS, DecouplingConfig
 from .engine import Context, experiment
 
-__all__ = ["CapacityConfig", "GRIDS", "BASE_WIDTH", "BASE_DEPTH", "VARY", "run_data", "run_ratios", "findings"]
+__all__ = ["CapacityConfig", "GRIDS", "BASE_WIDTH", "BASE_DEPTH", "VARY", "run_data", "run_ratios", "rank_trend",
+           "findings"]
 
 VARY = ("depth", "width")
 # The built-in grids, used when `values` is left empty. Depths count layers; widths count
@@ -214,6 +215,36 @@ def run_ratios(data: dict) -> np.ndarray:
     """``t(k2) / t(k1)`` of every run, ``(V, R)`` (NaN where either never converged)."""
     t = data["convergence"]
     return t[:, :, 1] / np.maximum(t[:, :, 0], 1)
+
+
+def rank_trend(data: dict, seed: int | None = None) -> np.ndarray:
+    """Spearman's rank correlation between the swept size and the convergence time, per frequency.
+
+    A trend over the whole grid, not a comparison of two hand-picked points: -1 when the time
+    falls with every step of the size, +1 when it grows with every step, near 0 without a trend.
+    Ties get average ranks; runs that never converged are left out.
+
+    Args:
+        data: a ``capacity`` result's data.
+        seed: one seed's runs only (one point per size); None pools every (size, seed) run.
+
+    Returns:
+        ``(2,)`` rho for ``k1`` and ``k2`` (NaN where runs converged at fewer than 3 sizes, or all
+        at the same time).
+    """
+    from scipy.stats import spearmanr
+
+    t = np.asarray(data["convergence"], dtype=float)  # (V, R, 2)
+    if seed is not None:
+        t = t[:, seed : seed + 1]
+    size = np.broadcast_to(np.asarray(data["values"], dtype=float)[:, None], t.shape[:2])  # (V, R)
+    out = np.full(2, np.nan)
+    for i in range(2):
+        ok = ~np.isnan(t[..., i])
+        x, y = size[ok], t[..., i][ok]
+        if np.unique(x).size >= 3 and np.ptp(y) > 0:
+            out[i] = float(spearmanr(x, y).statistic)
+    return out
 
 
 def findings(sweeps: dict) -> list[dict]:
