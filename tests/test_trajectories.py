@@ -252,3 +252,20 @@ def test_plots_draw(tmp_path):
     fig = P.area_figure(a)
     fig.savefig(tmp_path / "area.png")
     plt.close("all")
+
+
+def test_high_band_ratio_measures_the_output_itself():
+    from dipnb.experiments.trajectories import high_band_ratio
+
+    n = 32
+    xx = np.arange(n)[None, None, :] * np.ones((1, n, 1))
+    target = 0.5 + 0.2 * np.cos(2 * np.pi * 0.375 * xx)  # (1, n, n): all its variation above 0.25
+    smooth = np.full_like(target, 0.5)
+    half = 0.5 + 0.1 * np.cos(2 * np.pi * 0.375 * xx)
+    data = {"target": target, "key_outputs": {"first": np.stack([smooth, half]), "second": None}}
+    np.testing.assert_allclose(high_band_ratio(data, "first"), [0.0, 0.25], atol=1e-12)
+    assert np.isnan(high_band_ratio(data, "second")).all()
+    with pytest.raises(ConfigError, match="cutoff"):
+        high_band_ratio(data, "first", cutoff=0.5)
+    with pytest.raises(ConfigError, match="key"):
+        high_band_ratio(data, "third")

@@ -43,6 +43,7 @@ __all__ = [
     "smooth_eps",
     "max_rebound",
     "find_convergences",
+    "high_band_ratio",
     "load_target",
     "band_edges",
 ]
@@ -166,6 +167,37 @@ def find_convergences(
     if down.size:
         out["second"] = int(it[j + 1 + down[0]])
     return out
+
+
+def high_band_ratio(data: dict, key: str = "first", cutoff: float = 0.25) -> np.ndarray:
+    """Energy of each run's output above ``cutoff`` at a key point, relative to the target's.
+
+    The paper's Fig. 1c says the output at the first convergence is a low-frequency version of
+    the image. This measures it on the output itself: the power spectrum
+    (:func:`dipnb.spectral.power_spectrum_2d`) summed over the radial frequencies >= ``cutoff``,
+    for the stored output nearest to the point, divided by the same sum for the target. 0: the
+    output has nothing up there; 1: as much energy as the target (right or wrong).
+
+    Args:
+        data: a ``trajectories`` result's data.
+        key: ``"initial"``, ``"first"`` or ``"second"`` (the outputs of ``data["key_outputs"]``).
+        cutoff: cycles per pixel, in (0, 0.5).
+
+    Returns:
+        ``(2,)`` one ratio per run; NaN for both if the point does not exist (no divergence).
+    """
+    if not 0 < cutoff < 0.5:
+        raise ConfigError(f"cutoff must lie in (0, 0.5) cycles per pixel, got {cutoff}")
+    if key not in data["key_outputs"]:
+        raise ConfigError(f"key {key!r} is not allowed: use one of {', '.join(data['key_outputs'])}")
+    outs = data["key_outputs"][key]  # (2, C, H, W) or None
+    if outs is None:
+        return np.full(2, np.nan)
+    target = np.asarray(data["target"])
+    high = spectral.radial_frequency(target.shape[-2:]) >= cutoff  # (H, W)
+    ref = spectral.power_spectrum_2d(target)[high].sum()
+    return np.array([spectral.power_spectrum_2d(np.asarray(o, dtype=np.float64))[high].sum() / ref
+                     for o in outs])
 
 
 # --------------------------------------------------------------------------------------------
