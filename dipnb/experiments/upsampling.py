@@ -26,6 +26,12 @@ recorded iteration (:func:`dipnb.spectral.band_errors`, the paper's Fig. 4 a-b) 
 the output above a cutoff frequency. A run with ``stride != base_stride`` is the comparison of
 the two strides; each stride is fitted as its own cached sub-run (``stride == base_stride``), so
 a slider over strides recomputes nothing twice.
+
+A stride changes two things: the kernel (its pass band narrows as ``1 / L``) and the bottleneck
+(the input is ``(H / L) x (W / L)``). The experiment ``upsampling-control`` separates them over
+several seeds: the small stride with its own kernel, the small stride with the large stride's
+kernel (``kernel_stride``: same bottleneck, same learned layers, only the fixed kernel differs),
+and the large stride itself.
 """
 
 from __future__ import annotations
