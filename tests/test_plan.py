@@ -206,8 +206,9 @@ def test_the_plan_mirrors_the_values_pages_pick_by_profile(chapter, name, mirror
     """Where a page picks a size by profile in its own code, the plan counts the same size."""
     import ast
 
-    m = re.search(rf"^{name} = (\{{.*\}})\[PROFILE\]", _page_code(chapter), re.M)
-    assert m, f"{chapter}: no `{name} = {{...}}[PROFILE]` line"
+    # the dict may span lines; it ends at the first "}[PROFILE]"
+    m = re.search(rf"^{name} = (\{{.*?\}})\[PROFILE\]", _page_code(chapter), re.M | re.S)
+    assert m, f"{chapter}: no `{name} = {{...}}[PROFILE]` assignment"
     on_page = ast.literal_eval(m.group(1))
     for profile, value in on_page.items():
         assert mirror[profile] == value, f"{chapter}: {name}[{profile!r}] is {value!r} on the page"
