@@ -186,8 +186,6 @@ def on_result_stored(callback: Callable[[str, str], None]) -> Callable[[], None]
     return remove
 
 
-
-
 def experiment(
     name: str,
     *,
