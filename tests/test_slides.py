@@ -57,13 +57,20 @@ def _figure_cell(source: str, meta: dict, *, stdout: str = "", stderr: str = "")
     return cell
 
 
+def _print_cell(source: str, meta: dict, stdout: str) -> nbformat.NotebookNode:
+    cell = new_code_cell(source, metadata=meta)
+    cell.outputs = [new_output("stream", name="stdout", text=stdout)]
+    return cell
+
+
 def _toy_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=[
         new_markdown_cell("# Alpha chapter\n\nIntro paragraph.\n\nSecond paragraph.",
                           metadata=_meta("slide", excerpt=[0, 2])),
         new_markdown_cell("Prose that only the book shows."),
-        _figure_cell("secret_plot_code()", _meta("-"), stdout="gain: 6.1 dB\n", stderr="a warning\n"),
+        _figure_cell("secret_plot_code()", _meta("-"), stdout="printed beside the figure\n", stderr="a warning\n"),
         new_markdown_cell("The claim, as a fragment.", metadata=_meta("fragment")),
+        _print_cell("print_result()", _meta("-"), "dipnb: denoising [quick]: computing on cpu\ngain: 6.1 dB\n"),
         new_markdown_cell("Say this out loud.", metadata={**_meta("notes"), "tags": ["remove-cell"]}),
         new_markdown_cell("## Below", metadata=_meta("subslide")),
         _figure_cell("another_plot()", _meta("-")),
@@ -182,7 +189,7 @@ def test_the_executed_copy_must_have_the_chapters_code(tmp_path):
     assert merged.cells[1].source == "Prose that only the book shows."
     assert merged.cells[2].metadata == _meta("-") and merged.cells[2].outputs == executed.cells[2].outputs
     assert "widgets" in merged.metadata
-    source.cells[6].source = "another_plot(changed=True)"
+    source.cells[7].source = "another_plot(changed=True)"
     with pytest.raises(ConfigError, match="alpha: no executed copy .* has the chapter's current code"):
         slides.executed_notebook(source, "alpha", build)
 
@@ -232,8 +239,10 @@ def test_a_deck_shows_what_the_metadata_says():
     assert stats["slides"] == 3 and stats["figures"] == 2 and stats["notes"] == 1
     assert [n.strip() for n in parsed.notes] == ["Say this out loud."]
     assert "secret_plot_code" not in page and "another_plot" not in page, "code input must not reach a slide"
-    assert "gain: 6.1 dB" in page, "stdout (the one-line result) belongs on the slide"
-    assert "a warning" not in page, "stderr does not"
+    assert "gain: 6.1 dB" in page, "a printed one-line result belongs on the slide"
+    assert "computing on cpu" not in page, "the engine's progress lines do not"
+    assert "printed beside the figure" not in page, "a figure cell shows its figure, not its prints"
+    assert "a warning" not in page, "stderr never shows"
     assert "Prose that only the book shows." not in page and "A skipped cell." not in page
     assert "Intro paragraph." not in page and "Second paragraph." in page, "excerpt [0, 2]"
     assert '<div class="fragment">' in page and "The claim, as a fragment." in page

@@ -15,7 +15,9 @@ figure and number on a slide is the one on the chapter's page.
 Unlike nbconvert's slides exporter, a cell *without* a ``slide_type`` is left out too: a chapter
 has far more cells than a lecture has slides, and a cell added to the book later must not appear
 in the middle of a slide by accident. Code cells show their outputs only, never their input: the
-figure, a table, a widget, the printed one-line result (``stdout``; ``stderr`` is left out). Two
+figure, a table, a widget; or, from a cell that prints and displays nothing richer, the printed
+one-line result (``stdout``, without the engine's own ``dipnb: ...`` progress lines; ``stderr``
+is always left out). Two
 optional keys next to ``slide_type`` trim a cell without changing the book:
 ``excerpt`` (Markdown cells): the indices of the top-level blocks to show (``[0]`` is a
 heading alone, ``[0, 1]`` the heading and the first paragraph); ``outputs`` (code cells): the
@@ -389,13 +391,22 @@ def _text(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+ENGINE_LOG = re.compile(r"^dipnb: .*$\n?", re.M)  # the experiments' progress lines
+
+
+def _is_rich(out) -> bool:
+    data = out.get("data", {})
+    return any(m in data for m in MIME_ORDER[:-2])
+
+
 def _output_html(out, renderer: MystRenderer, alt: str) -> tuple[str, str] | None:
     """``(kind, html)`` of one output, or None for what slides leave out (stderr, empty text)."""
     kind = out.get("output_type")
     if kind == "stream":
-        if out.get("name") != "stdout" or not _text(out.get("text", "")).strip():
+        text = ENGINE_LOG.sub("", _text(out.get("text", "")))
+        if out.get("name") != "stdout" or not text.strip():
             return None
-        return "text", f'<pre class="result">{html.escape(_text(out["text"]).rstrip())}</pre>'
+        return "text", f'<pre class="result">{html.escape(text.rstrip())}</pre>'
     if kind == "error":
         raise ConfigError(f"a cell's output is an error ({out.get('ename')}); the book build would have failed")
     data = out.get("data", {})
@@ -512,6 +523,8 @@ def build_deck(nb, chapter: str, renderer: MystRenderer) -> tuple[str, dict]:
                     raise ConfigError(f"{where}: outputs {chosen} asks for output {bad[0]}, but the executed cell"
                                       f" has {len(outputs)}")
                 outputs = [outputs[i] for i in chosen]
+            elif any(_is_rich(o) for o in outputs):
+                outputs = [o for o in outputs if _is_rich(o)]  # the figure, not the prints around it
             caption = cell.metadata.get("mystnb", {}).get("figure", {}).get("caption", "")
             for out in outputs:
                 try:
@@ -671,15 +684,15 @@ _CSS = """
 .reveal .slides section .md p { margin: 0.4em 0; }
 .reveal ol, .reveal ul { display: block; margin-left: 1.2em; }
 .reveal img.figure { display: block; margin: 0.3em auto; max-width: 100%; max-height: 560px; object-fit: contain; }
-.reveal pre.result { width: 100%; font-size: 0.6em; box-shadow: none; background: #f6f6f6; padding: 0.4em 0.6em;
+.reveal pre.result { width: 100%; font-size: 0.72em; box-shadow: none; background: #f6f6f6; padding: 0.4em 0.6em;
   margin: 0.3em 0; max-height: 9em; overflow: auto; white-space: pre-wrap; }
 .reveal pre.code { font-size: 0.55em; box-shadow: none; background: #f6f6f6; padding: 0.4em; }
-.reveal .md-output table, .reveal .md table { font-size: 0.62em; }
+.reveal .md-output table, .reveal .md table { font-size: 0.72em; }
 .reveal .box { border-left: 5px solid #2a76dd; background: #f3f7fd; padding: 0.2em 0.8em; margin: 0.4em 0;
   font-size: 0.8em; }
 .reveal .box-title { font-weight: 600; margin: 0.2em 0; }
-.reveal .widget-output { display: flex; justify-content: center; font-size: 18px; }
-.reveal .html-output { font-size: 16px; display: flex; justify-content: center; }
+.reveal .widget-output { display: flex; justify-content: center; font-size: 16px; zoom: 1.3; }
+.reveal .html-output { font-size: 16px; display: flex; justify-content: center; zoom: 1.35; }
 .reveal .back { position: fixed; bottom: 8px; left: 12px; font-size: 14px; z-index: 30; }
 .reveal .back a { color: #888; }
 """
