@@ -1,12 +1,17 @@
 """The built book in a real browser: Debian's Chromium driven by Playwright, over the site served
 on 127.0.0.1 (``make book`` first; ``make test`` does both).
 
+The site is served only under ``/REPO/`` (the repository's name in ``_config.yml``), the way
+GitHub Pages serves a project site at ``https://OWNER.github.io/REPO/``; every other path is a
+404, so a page that reaches for the server's root fails here as it would there.
+
 For every page of ``_toc.yml`` it checks that the page loads with no console error and without a
-single request leaving 127.0.0.1, that every image has loaded, that every widget rendered, that
+single request leaving the site's folder, that every image has loaded, that every widget rendered, that
 moving each slider (or choosing another option of a toggle) changes the picture shown, that each
 animation advances when played, and that every chapter has its Colab link. A screenshot of each
 page goes to ``_build/screenshots/``. A static pass over every HTML and CSS file of the site also
-looks for absolute URLs in anything the browser would fetch. (``DIPNB_BOOK_HTML`` and
+looks for absolute URLs in anything the browser would fetch, and for root-absolute ones
+(``/path``) anywhere, links included. (``DIPNB_BOOK_HTML`` and
 ``DIPNB_BOOK_SCREENSHOTS`` point the test at another build.)
 """
 
@@ -17,9 +22,12 @@ import os
 import re
 import shutil
 import threading
+import urllib.error
+import urllib.request
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -65,26 +73,47 @@ def repository_path() -> str:
 
 
 PAGES = toc_pages()
+# Where GitHub Pages serves a project site: https://OWNER.github.io/REPO/
+SUB_PATH = "/" + repository_path().split("/")[-1] + "/"
 
 
 # --------------------------------------------------------------------------------------------
 # Fixtures: the site on 127.0.0.1 and the browser
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
+class _SubPathHandler(SimpleHTTPRequestHandler):
+    """Serves the site under ``SUB_PATH`` only; any other path is a 404, ``/REPO`` redirects."""
+
+    def send_head(self):
+        path = urlsplit(self.path).path
+        if path == SUB_PATH.rstrip("/"):
+            self.send_response(301)
+            self.send_header("Location", SUB_PATH)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if not path.startswith(SUB_PATH):
+            self.send_error(404, f"outside the site's folder {SUB_PATH}")
+            return None
+        return super().send_head()
+
+    def translate_path(self, path: str) -> str:
+        return super().translate_path(path[len(SUB_PATH) - 1 :])
+
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
 
 
 @pytest.fixture(scope="session")
 def site_url():
+    """``http://127.0.0.1:PORT/REPO``: the site's folder, served as GitHub Pages serves it."""
     if not (SITE / "index.html").is_file():
         pytest.skip(f"the book is not built ({SITE} has no index.html): run `make book` first")
-    handler = functools.partial(_QuietHandler, directory=str(SITE))
+    handler = functools.partial(_SubPathHandler, directory=str(SITE))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}{SUB_PATH.rstrip('/')}"
     server.shutdown()
     server.server_close()
 
@@ -144,7 +173,9 @@ class PageVisit:
         page.wait_for_load_state("networkidle")
 
     def outside_requests(self) -> list[str]:
-        local = (self.site_url + "/", f"blob:{self.site_url}/", "data:")
+        """Requests that left the site's folder (another host, or the server's root)."""
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.site_url))
+        local = (self.site_url + "/", f"blob:{origin}/", "data:")
         return [u for u in self.requests if not u.startswith(local)]
 
     def close(self) -> None:
@@ -217,6 +248,57 @@ def test_no_absolute_urls_in_what_the_site_fetches():
             for m in re.finditer(r"(url\(\s*['\"]?|@import\s+['\"])(https?:)?//[^)'\"\s]+", text)
         ]
     assert not bad, "the site would fetch from outside its folder:\n" + "\n".join(bad[:40])
+
+
+class _RootAbsoluteCollector(HTMLParser):
+    """Collects every URL of a page that starts at the server's root (``/path``, not ``//host``)."""
+
+    ATTRS = ("href", "src", "srcset", "action", "data", "poster", "formaction")
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        values = [(name, attrs.get(name) or "") for name in self.ATTRS]
+        if tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+            # content="0; url=book/intro.html"
+            values.append(("refresh", re.sub(r"^[^;]*;\s*url=", "", attrs.get("content") or "", flags=re.I)))
+        for name, value in values:
+            candidates = [c.strip().split(" ")[0] for c in value.split(",")] if name == "srcset" else [value.strip()]
+            self.urls += [(f"<{tag} {name}>", c) for c in candidates if re.match(r"/(?!/)", c)]
+
+
+def test_no_root_absolute_urls():
+    """GitHub Pages serves the site under /REPO/: a URL starting at the root leaves the book."""
+    if not (SITE / "index.html").is_file():
+        pytest.skip("the book is not built: run `make book` first")
+    bad = []
+    for html in sorted(SITE.rglob("*.html")):
+        collector = _RootAbsoluteCollector()
+        collector.feed(html.read_text(errors="replace"))
+        bad += [f"{html.relative_to(SITE)}: {where} {url}" for where, url in collector.urls]
+    for css in sorted(SITE.rglob("*.css")):
+        text = re.sub(r"/\*.*?\*/", "", css.read_text(errors="replace"), flags=re.S)
+        bad += [
+            f"{css.relative_to(SITE)}: {m.group(0)}"
+            for m in re.finditer(r"(url\(\s*['\"]?|@import\s+['\"])/(?!/)[^)'\"\s]*", text)
+        ]
+    assert not bad, f"root-absolute URLs break under {SUB_PATH}:\n" + "\n".join(bad[:40])
+
+
+def test_site_is_served_only_under_the_sub_path(site_url):
+    """The test server behaves like GitHub Pages for a project site: nothing at the root."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(site_url))
+    for url in (f"{origin}/", f"{origin}/index.html", f"{origin}/_static/book.css"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=10)
+        assert err.value.code == 404, url
+    with urllib.request.urlopen(f"{site_url}/_static/book.css", timeout=10) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(site_url, timeout=10) as r:  # /REPO redirects to /REPO/
+        assert r.status == 200 and urlsplit(r.geturl()).path == SUB_PATH
 
 
 def test_served_assets_are_local():
@@ -293,7 +375,7 @@ def test_page(browser, site_url, docname):
 
         page.wait_for_timeout(300)  # late console messages (a missing favicon, say)
         outside = visit.outside_requests()
-        problems += [f"request left 127.0.0.1: {u}" for u in outside]
+        problems += [f"request left the site's folder {SUB_PATH}: {u}" for u in outside]
         problems += visit.errors
         assert not problems, f"{docname}:\n  " + "\n  ".join(problems)
     finally:
@@ -438,9 +520,24 @@ def _check_animations(page) -> list[str]:
     return problems
 
 
+def colab_url(docname: str) -> str:
+    """Where a chapter's Colab button must lead.
+
+    With ``launch_buttons.colab_branch`` in ``_config.yml``: the chapter's Colab notebook on that
+    branch (``colab/<chapter>.ipynb``, pushed there by the publish workflow); without it, the
+    theme's link to the chapter's source on the repository's branch.
+    """
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    base = f"https://colab.research.google.com/github/{repository_path()}/blob/"
+    branch = (config.get("launch_buttons") or {}).get("colab_branch")
+    if branch:
+        return f"{base}{branch}/colab/{docname.split('/')[-1]}.ipynb"
+    return f"{base}{config['repository'].get('branch', 'main')}/{docname}.ipynb"
+
+
 def _check_colab_link(page, docname: str) -> list[str]:
-    expected = f"colab.research.google.com/github/{repository_path()}/blob/"
+    expected = colab_url(docname)
     hrefs = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
-    if not any(expected in h and h.endswith(f"{docname}.ipynb") for h in hrefs):
-        return [f"no Colab link to {expected}.../{docname}.ipynb (found {hrefs})"]
+    if expected not in hrefs:
+        return [f"no Colab link to {expected} (found {hrefs})"]
     return []
