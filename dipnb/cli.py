@@ -311,7 +311,8 @@ def _cmd_cache(args) -> int:
     from .experiments import cache
 
     if args.cache_command == "export":
-        out = cache.export_results(args.path, experiments=args.experiment)
+        only = cache.read_used(args.used) if args.used else None
+        out = cache.export_results(args.path, experiments=args.experiment, only=only)
         skipped = f" ({out['skipped']} left out: another engine version, smoke runs or unreadable)" \
             if out["skipped"] else ""
         print(f"dipnb: {out['results']} results written to {out['path']} ({out['bytes'] / 2**20:.1f} MiB){skipped}")
@@ -366,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     ke = ksub.add_parser("export", help="write the cached results (DIPNB_CACHE) to a zip archive")
     ke.add_argument("path", help="the archive to write, e.g. demo-cache.zip")
     ke.add_argument("--experiment", action="append", metavar="NAME", help="only this experiment (repeatable)")
+    ke.add_argument("--used", metavar="FILE",
+                    help="only the results listed in FILE, written by runs with DIPNB_USED=FILE")
     ki = ksub.add_parser("import", help="check an archive whole, then add its results to the cache")
     ki.add_argument("source", help="a path or an http(s) URL of an archive written by `cache export`")
     s = sub.add_parser("sweep", help="run an experiment over a grid of configs, here or on a Dask cluster")

@@ -359,6 +359,41 @@ def test_export_of_one_experiment(two_results, tmp_path, capsys):
     assert "denoisng" in capsys.readouterr().err
 
 
+def test_export_of_the_used_results_holds_exactly_what_the_runs_returned(tiny_denoising, tmp_path, monkeypatch,
+                                                                         capsys, one_thread):
+    """DIPNB_USED lists every result a run returns, computed or loaded; --used exports those only."""
+    other = dipnb.run("decoupling-1d", profile="quick", model="linear", verbose=False, **TINY_DECOUPLING)
+    used = tmp_path / "used.txt"
+    monkeypatch.setenv("DIPNB_USED", str(used))
+    den = dipnb.run("denoising", verbose=False, **tiny_denoising)  # computed
+    dec = dipnb.run("decoupling-1d", profile="quick", model="conv", verbose=False, **TINY_DECOUPLING)
+    assert dipnb.run("denoising", verbose=False, **tiny_denoising).cached  # loaded: listed again
+    monkeypatch.delenv("DIPNB_USED")
+    keys = {(r.name, _key(r.name, r.config)) for r in (den, dec)}
+    assert C.read_used(used) == keys and len(used.read_text().splitlines()) == 3
+    archive = tmp_path / "used.zip"
+    assert main(["cache", "export", str(archive), "--used", str(used)]) == 0
+    with zipfile.ZipFile(archive) as z:
+        listed = {(e["experiment"], e["key"]) for e in json.loads(z.read("manifest.json"))["entries"]}
+    assert listed == keys, "the linear run was in the cache but no listed run used it"
+    assert (other.name, _key(other.name, other.config)) not in listed
+
+
+def test_export_of_a_used_result_that_is_gone_writes_nothing(two_results, tmp_path, capsys):
+    den, _ = two_results
+    used = tmp_path / "used.txt"
+    used.write_text(f"denoising {_key('denoising', den.config)}\ndenoising {'0' * 20}\n")
+    assert main(["cache", "export", str(tmp_path / "x.zip"), "--used", str(used)]) == 2
+    err = capsys.readouterr().err
+    assert "1 listed result(s) are not exportable" in err and "denoising/" + "0" * 20 in err
+    assert not (tmp_path / "x.zip").exists()
+    used.write_text("denoising not-a-key\n")
+    assert main(["cache", "export", str(tmp_path / "x.zip"), "--used", str(used)]) == 2
+    assert "line 1: expected '<experiment> <key>'" in capsys.readouterr().err
+    assert main(["cache", "export", str(tmp_path / "x.zip"), "--used", str(tmp_path / "none.txt")]) == 2
+    assert "no list of used results" in capsys.readouterr().err
+
+
 def test_export_of_an_empty_cache_says_so(tmp_path, capsys):
     assert main(["cache", "export", str(tmp_path / "x.zip")]) == 2
     assert "no results" in capsys.readouterr().err and not (tmp_path / "x.zip").exists()

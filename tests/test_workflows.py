@@ -176,7 +176,7 @@ def test_publish_runs_on_push_to_main_and_by_hand():
 def test_publish_builds_the_book_and_the_notebooks_before_uploading():
     all_steps = [step for _, step in steps(load(PUBLISH))]
     upload = next(i for i, s in enumerate(all_steps) if action(s) == "actions/upload-pages-artifact")
-    for target in ("book", "colab", "student"):
+    for target in ("book", "colab", "student", "demo-cache"):
         runs = [i for i, s in enumerate(all_steps) if re.search(rf"^make {target}$", s.get("run", ""), re.M)]
         assert runs, f"publish.yml never runs `make {target}`"
         assert runs[0] < upload, f"`make {target}` runs after the site is uploaded"

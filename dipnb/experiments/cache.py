@@ -383,9 +383,34 @@ def _engine():
     return engine
 
 
+def read_used(path: str | os.PathLike) -> set[tuple[str, str]]:
+    """The ``(experiment, key)`` pairs listed in a ``DIPNB_USED`` file (one ``name key`` a line).
+
+    Raises:
+        ConfigError: the file is missing, or a line is not ``<experiment> <20-hex key>``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"no list of used results at {p}: run the chapters with DIPNB_USED={p} first")
+    pairs = set()
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-f]{20}", parts[1]):
+            raise ConfigError(f"{p}, line {n}: expected '<experiment> <key>', got {line.strip()[:60]!r}")
+        pairs.add((parts[0], parts[1]))
+    return pairs
+
+
 def export_results(path: str | os.PathLike, *, store: ResultStore | None = None,
-                   experiments: Iterable[str] | None = None) -> dict:
+                   experiments: Iterable[str] | None = None,
+                   only: Iterable[tuple[str, str]] | None = None) -> dict:
     """Write the stored results (of some experiments, or all) to one zip archive at ``path``.
+
+    ``only``, a set of ``(experiment, key)`` pairs (see :func:`read_used`), narrows the archive to
+    those results; a pair with no stored result is an error, so an archive never silently lacks
+    a result that a chapter used.
 
     The archive holds the result files unchanged, at ``<experiment>/<key>.npz``, and
     ``manifest.json``: the engine version and each entry's experiment, key, config and sha256.
@@ -403,10 +428,13 @@ def export_results(path: str | os.PathLike, *, store: ResultStore | None = None,
     names = list(experiments) if experiments else None
     for n in names or []:
         eng.get(n)  # ConfigError naming the known experiments
+    wanted = set(only) if only is not None else None
     members, entries, skipped = [], [], 0
     known = set(eng.names())
     for exp_name in names or [None]:
         for name, key, p in store.entries(exp_name):
+            if wanted is not None and (name, key) not in wanted:
+                continue
             if name not in known:
                 skipped += 1
                 continue
@@ -430,6 +458,14 @@ def export_results(path: str | os.PathLike, *, store: ResultStore | None = None,
                 "config": _Encoder().encode(entry.get("config", {}), "config"),
                 "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
             })
+    if wanted is not None:
+        missing = wanted - {(e["experiment"], e["key"]) for e in entries}
+        if names:
+            missing = {(n, k) for n, k in missing if n in names}
+        if missing:
+            n, k = sorted(missing)[0]
+            raise ConfigError(f"{len(missing)} listed result(s) are not exportable from {store.root}, e.g."
+                              f" {n}/{k} (missing, a smoke run or another engine version); nothing written")
     if not entries:
         which = f" of {', '.join(names)}" if names else ""
         raise ConfigError(f"no results{which} to export in {store.root}" + (f" ({skipped} skipped)" if skipped else ""))

@@ -524,6 +524,16 @@ def _log(msg: str) -> None:
     print(f"dipnb: {msg}", file=sys.stdout, flush=True)
 
 
+def _record_use(name: str, key: str) -> None:
+    """With ``DIPNB_USED`` set to a file, append ``<experiment> <key>`` for every cached result
+    that a run returns, loaded or computed: the list ``cache export --used`` exports (so an
+    archive holds exactly what some chapters used, e.g. ``make demo-cache``)."""
+    used = os.environ.get("DIPNB_USED")
+    if used:
+        with open(used, "a") as f:
+            f.write(f"{name} {key}\n")
+
+
 def run_config(
     name: str,
     cfg,
@@ -553,6 +563,7 @@ def run_config(
         if entry is not None:
             if verbose:
                 _log(f"{where}: loaded from cache")
+            _record_use(name, key)
             res = Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
             if exp.after is not None:
                 exp.after(res)
@@ -587,6 +598,7 @@ def run_config(
         with open(trace, "a") as f:
             f.write(f"{name} {key} {os.getpid()} {meta['seconds']:.3f}\n")
     if cache:
+        _record_use(name, key)
         for hook in list(_STORED_HOOKS):
             hook(name, key)
     if verbose:
