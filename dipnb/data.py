@@ -32,8 +32,18 @@ __all__ = [
     "two_sines",
     "synthetic_triangle",
     "noise_like",
+    "input_noise",
+    "INPUT_SEED_OFFSET",
+    "IMAGE_SUFFIXES",
+    "is_image_path",
+    "check_image",
     "coordinate_grid",
 ]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# The fixed input z of a run with seed s is drawn from seed s + INPUT_SEED_OFFSET, so it never
+# shares a stream with the weights (seeded from s, s + 1, ...) or the noise added to an image.
+INPUT_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,33 @@ def _cache_dir() -> Path:
     import pooch
 
     return Path(os.environ.get("DIPNB_DATA_CACHE") or pooch.os_cache("dipnb") / "images")
+
+
+def is_image_path(image: str | os.PathLike) -> bool:
+    """Whether ``image`` means a file rather than a test image's name: a path object, or a string
+    with a directory separator or an image suffix (``.png``, ``.jpg`` ...; see ``IMAGE_SUFFIXES``).
+    The one rule of the package; test image names have neither."""
+    if isinstance(image, os.PathLike):
+        return True
+    seps = [os.path.sep] + ([os.path.altsep] if os.path.altsep else [])
+    return any(sep in image for sep in seps) or image.lower().endswith(IMAGE_SUFFIXES)
+
+
+def check_image(image: str, *, also: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``image`` is a test image's name or an existing image file.
+
+    ``also`` names what else the caller accepts, for the message (e.g. ``"synthetic-A"``); the
+    caller checks those itself before calling this.
+    """
+    if image in image_names():
+        return
+    if is_image_path(image):
+        if not os.path.isfile(image):
+            raise ConfigError(f"image file {image!r} does not exist")
+        return
+    extra = f", {also}" if also else ""
+    raise ConfigError(f"unknown image {image!r}: allowed are {', '.join(image_names())}{extra}, "
+                      "or a path to an image file")
 
 
 def image_path(name: str) -> Path:
@@ -199,9 +236,7 @@ def load_image(
         ``(C, H, W)`` float32 in [0, 1], C = 1 (grayscale) or 3 (RGB).
     """
     p = Path(os.fspath(name))
-    if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") and (
-        p.parent != Path(".") or p.exists()
-    ):
+    if is_image_path(name):
         if not p.is_file():
             raise DataError(f"image file {p} does not exist")
         img = _read_png(p)
@@ -227,6 +262,16 @@ def noise_like(shape: tuple[int, ...], seed: int) -> torch.Tensor:
         seeded with ``seed`` so that the same seed gives the same input on every machine.
     """
     return torch.randn(shape, generator=_generator(seed))
+
+
+def input_noise(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """The fixed input ``z`` of the run seeded with ``seed``: :func:`noise_like` drawn from
+    ``seed + INPUT_SEED_OFFSET`` (the package's one seed rule for z).
+
+    Returns:
+        float32 tensor of ``shape``, N(0, 1).
+    """
+    return noise_like(shape, seed=seed + INPUT_SEED_OFFSET)
 
 
 def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:

@@ -1,11 +1,13 @@
-"""Image quality metrics."""
+"""Image quality metrics, and the one rank correlation of the package."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["psnr", "mse"]
+from .errors import ConfigError
+
+__all__ = ["psnr", "mse", "spearman"]
 
 
 def mse(x, ref) -> float:
@@ -31,3 +33,22 @@ def psnr(x, ref, data_range: float = 1.0) -> float:
     if m == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / m))
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two sequences; ``inf`` (never converged) ranks last, ties share ranks.
+
+    Returns NaN when either sequence is constant or has fewer than 2 entries.
+    """
+    from scipy.stats import rankdata
+
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ConfigError(f"spearman needs two 1D sequences of the same length, got {a.shape} and {b.shape}")
+    if a.size < 2:
+        return float("nan")
+    ra, rb = rankdata(a), rankdata(b)  # inf ranks last
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])

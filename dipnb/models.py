@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .data import input_noise
 from .errors import ConfigError
 
 __all__ = [
@@ -45,6 +46,10 @@ __all__ = [
     "build_fc1d",
     "build_relunet",
     "build_decoder",
+    "MODELS_1D",
+    "MIN_COARSEST",
+    "resolve_scales",
+    "build_1d",
     "count_parameters",
     "seeded",
 ]
@@ -543,6 +548,49 @@ def build_decoder(*, seed: int = 0, **kwargs) -> UpsampleDecoder:
     cfg = DecoderConfig(**kwargs)
     with seeded(seed):
         return UpsampleDecoder(cfg)
+
+
+MODELS_1D = ("conv", "linear")  # the 1D encoder-decoder and its fully connected twin
+MIN_COARSEST = 8  # the automatic `scales` stops halving once the signal would get shorter than this
+
+
+def resolve_scales(depth: int, length: int, scales: int = -1) -> int:
+    """How many times the conv encoder-decoder halves the length.
+
+    ``scales = -1`` (automatic) gives ``depth // 2`` (every down layer strided, as in the paper's
+    10-layer net) unless that would make the coarsest signal shorter than :data:`MIN_COARSEST`
+    samples or the length is not divisible; the extra layers of a deep net then work at the
+    coarsest scale. Any other value is returned unchanged.
+    """
+    if scales >= 0:
+        return scales
+    s = min(depth // 2, max(0, int(math.log2(length)) - int(math.log2(MIN_COARSEST))))
+    while s > 0 and length % 2**s:
+        s -= 1
+    return s
+
+
+def build_1d(model: str, *, length: int, width: int, depth: int, scales: int, seed: int,
+             **conv_options) -> tuple[nn.Module, torch.Tensor]:
+    """A 1D conv encoder-decoder (``model="conv"``) or its fully connected twin, and its fixed input.
+
+    ``conv_options`` (``batch_norm``, ``upsample_mode`` ...) go to :func:`dipnb.models.build_conv1d`.
+
+    Returns:
+        ``(model, z)``: weights from ``seed``; ``z`` ``(1, 1, L)`` noise from ``seed + 10_000``
+        (:func:`dipnb.data.input_noise`), the
+        same for both models.
+    """
+    if model not in MODELS_1D:
+        raise ConfigError(f"model {model!r} is not allowed: use one of {', '.join(MODELS_1D)}")
+    if model == "conv":
+        net = build_conv1d(
+            seed=seed, width=width, depth=depth, scales=resolve_scales(depth, length, scales), **conv_options
+        )
+    else:
+        net = build_fc1d(length=length, width=width, depth=depth, seed=seed)
+    z = input_noise((1, 1, length), seed=seed)  # (1, 1, L)
+    return net, z
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .metrics import spearman  # noqa: F401 - also reachable here, where the kernel chapter found it
 
 __all__ = [
     "trainable_function",
@@ -55,7 +56,6 @@ __all__ = [
     "linearised_amplitudes",
     "convergence_iterations",
     "gradient_descent",
-    "spearman",
 ]
 
 
@@ -520,22 +520,3 @@ def gradient_descent(
         "final": rec.final[0],
         "probes": probes,
     }
-
-
-def spearman(a, b) -> float:
-    """Spearman rank correlation of two sequences; ``inf`` (never converged) ranks last, ties share ranks.
-
-    Returns NaN when either sequence is constant or has fewer than 2 entries.
-    """
-    from scipy.stats import rankdata
-
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ConfigError(f"spearman needs two 1D sequences of the same length, got {a.shape} and {b.shape}")
-    if a.size < 2:
-        return float("nan")
-    ra, rb = rankdata(a), rankdata(b)  # inf ranks last
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])

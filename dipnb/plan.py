@@ -447,7 +447,7 @@ def _leaf_stopping(cfg) -> Work:
 
 
 def _net_1d(model: str, *, length: int, width: int, depth: int, scales: int, **conv) -> NetCount:
-    from .experiments.decoupling import resolve_scales
+    from .models import resolve_scales
 
     if model == "conv":
         s = resolve_scales(depth, length, scales)

@@ -32,6 +32,12 @@ __all__ = [
     "continuous_response",
     "discrete_response",
     "measured_response",
+    "UPSAMPLE_MODES",
+    "check_mode_stride",
+    "analytic_response",
+    "torch_upsample_1d",
+    "dc_gain",
+    "upsample_by_zero_insertion",
 ]
 
 
@@ -174,14 +180,15 @@ def convergence_iteration(iterations, values, delta: float, *, hold: int = 1) ->
 # Upsampling as zero insertion followed by a fixed kernel (paper Sec. 3.2 and Appendix E)
 # --------------------------------------------------------------------------------------------
 
-_MODES = ("nearest", "bilinear")
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
-def _check_mode_stride(mode: str, stride: int) -> None:
-    if mode not in _MODES:
+def check_mode_stride(mode: str, stride) -> None:
+    """Raise :class:`ConfigError` unless ``mode`` is an upsampling mode and ``stride`` a positive integer."""
+    if mode not in UPSAMPLE_MODES:
         raise ConfigError(f"mode {mode!r} is not allowed: use nearest or bilinear")
-    if not isinstance(stride, (int, np.integer)) or stride <= 0:
-        raise ConfigError(f"stride must be a positive integer, got {stride!r}")
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride <= 0:
+        raise ConfigError(f"stride must be a positive integer (the upsampling factor), got {stride!r}")
 
 
 def upsampling_kernel(mode: str, stride: int) -> tuple[np.ndarray, float]:
@@ -195,7 +202,7 @@ def upsampling_kernel(mode: str, stride: int) -> tuple[np.ndarray, float]:
     Returns:
         ``(h, centre)``: the taps and the position of the kernel's centre of symmetry, in samples.
     """
-    _check_mode_stride(mode, stride)
+    check_mode_stride(mode, stride)
     L = int(stride)
     if mode == "nearest":
         return np.ones(L), (L - 1) / 2
@@ -213,7 +220,7 @@ def paper_response(mode: str, stride: int, k) -> np.ndarray:
     k in cycles per output sample. Note that the two are normalised differently (DC gain 1 vs L);
     see :func:`continuous_response` for a consistent version.
     """
-    _check_mode_stride(mode, stride)
+    check_mode_stride(mode, stride)
     k = np.asarray(k, dtype=np.float64)
     L = float(stride)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -231,7 +238,7 @@ def continuous_response(mode: str, stride: int, k) -> np.ndarray:
     (``sinc(x) = sin(pi x) / (pi x)``). These approximate the discrete responses well below
     ``1 / L`` cycles per sample and ignore their periodicity (aliasing).
     """
-    _check_mode_stride(mode, stride)
+    check_mode_stride(mode, stride)
     s = np.abs(np.sinc(stride * np.asarray(k, dtype=np.float64)))
     return s if mode == "nearest" else s**2
 
@@ -266,7 +273,7 @@ def measured_response(mode: str, stride: int, n_out: int = 4096) -> tuple[np.nda
     Returns:
         ``(k, response)``: frequencies in cycles per output sample (0 .. 0.5) and ``|H(k)| / H(0)``.
     """
-    _check_mode_stride(mode, stride)
+    check_mode_stride(mode, stride)
     n_in = max(n_out // stride, 8)
     x = torch.zeros(1, 1, n_in, dtype=torch.float64)
     x[..., n_in // 2] = 1.0
@@ -276,3 +283,94 @@ def measured_response(mode: str, stride: int, n_out: int = 4096) -> tuple[np.nda
     H = np.abs(np.fft.rfft(y))
     k = np.fft.rfftfreq(y.size)
     return k, H / H[0]
+
+
+def analytic_response(mode: str, stride: int, k) -> np.ndarray:
+    r"""Closed form of the upsampler's magnitude response, normalised to 1 at DC.
+
+    ``|sin(pi L k) / (L sin(pi k))|`` for nearest; its square for bilinear, times ``|cos(pi k)|``
+    when L is even (the kernel then samples the triangle ``1 - |t|/L`` at half-integers, which
+    is the integer-sampled triangle averaged with its neighbour: a two-tap mean, response
+    ``cos(pi k)``).
+
+    Args:
+        mode: ``"nearest"`` or ``"bilinear"``.
+        stride: the upsampling factor L >= 1.
+        k: frequencies in cycles per output sample (any shape; 1-periodic).
+
+    Returns:
+        ``|H(k)| / H(0)``, float64, same shape as ``k``.
+    """
+    check_mode_stride(mode, stride)
+    L = int(stride)
+    k = np.asarray(k, dtype=np.float64)
+    s = np.sin(np.pi * k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.sin(np.pi * L * k) / (L * s)
+    d = np.where(np.abs(s) < 1e-12, 1.0, d)  # the limit at k = 0 (mod 1)
+    if mode == "nearest":
+        return np.abs(d)
+    r = d**2
+    return r * np.abs(np.cos(np.pi * k)) if L % 2 == 0 else r
+
+
+def torch_upsample_1d(x, mode: str, stride: int) -> np.ndarray:
+    """PyTorch's own upsampling of a 1D signal (``F.interpolate``, ``align_corners=False``).
+
+    Args:
+        x: ``(N,)`` samples.
+
+    Returns:
+        ``(N * stride,)`` float64.
+    """
+    check_mode_stride(mode, stride)
+    t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, None]  # (1, 1, N)
+    if mode == "nearest":
+        y = F.interpolate(t, scale_factor=int(stride), mode="nearest")
+    else:
+        y = F.interpolate(t, scale_factor=int(stride), mode="linear", align_corners=False)
+    return y[0, 0].numpy()
+
+
+def dc_gain(mode: str, stride: int) -> float:
+    """``H(0)`` of PyTorch's upsampler, measured: the sum of its response to a unit impulse.
+
+    Zero insertion leaves a single impulse as it is, so the response is the kernel itself and its
+    sum is the kernel's gain at DC (``L`` for both modes: every output sample is a weighted mean of
+    the input samples, and the zeros take ``L - 1`` shares of ``L``).
+    """
+    check_mode_stride(mode, stride)
+    n = 4 * int(stride) + 8  # long enough that the kernel never reaches the ends
+    x = np.zeros(n)
+    x[n // 2] = 1.0
+    return float(torch_upsample_1d(x, mode, stride).sum())
+
+
+def upsample_by_zero_insertion(x, mode: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upsample a 1D signal the paper's way: insert ``stride - 1`` zeros, then convolve.
+
+    The signal is first extended by one sample at each end (a copy of the end sample), which is
+    what PyTorch's clamping of out-of-range positions amounts to, so the result equals
+    :func:`torch_upsample_1d` everywhere, ends included.
+
+    Args:
+        x: ``(N,)`` samples.
+
+    Returns:
+        ``(y, u, h)``: the output ``(N * stride,)``, the zero-inserted signal ``(N * stride,)``
+        (without the extension) and the kernel taps.
+    """
+    check_mode_stride(mode, stride)
+    L = int(stride)
+    x = np.asarray(x, dtype=np.float64)
+    h, centre = upsampling_kernel(mode, L)
+    xp = np.concatenate([x[:1], x, x[-1:]])  # (N + 2,) edge extension
+    up = np.zeros(xp.size * L)
+    up[::L] = xp  # zero insertion
+    full = np.convolve(up, h)  # (L (N + 2) + len(h) - 1,)
+    # Output sample m sits at full[m + L + centre - (L - 1) / 2] (L: the one-sample extension).
+    start = L + int(round(centre - (L - 1) / 2))
+    y = full[start : start + x.size * L]
+    u = np.zeros(x.size * L)
+    u[::L] = x
+    return y, u, h

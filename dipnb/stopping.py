@@ -34,6 +34,9 @@ from .spectral import band_masks
 
 __all__ = [
     "RULES",
+    "DEFAULT_PARAMS",
+    "GRIDS",
+    "apply_rule",
     "oracle",
     "eps_first_minimum",
     "running_variance",
@@ -187,3 +190,44 @@ def whiteness(outputs: np.ndarray, target: np.ndarray, offset: float = 0.0, n_ba
 
 
 RULES = ("oracle", "final", "eps", "variance", "band", "whiteness")
+
+
+# Default rule parameters, chosen on the tuning images of the benchmark (see the chapter).
+DEFAULT_PARAMS = {
+    "eps": {"window": 5},
+    "variance": {"window": 10, "patience": 20},
+    "band": {"threshold": 0.1},
+    "whiteness": {"offset": 0.0},
+}
+# Each rule's parameter grid for tuning.
+GRIDS = {
+    "eps": [{"window": w} for w in (1, 3, 5, 9, 15)],
+    "variance": [{"window": w, "patience": p} for w in (5, 10, 20) for p in (10, 20, 40)],
+    "band": [{"threshold": float(t)} for t in np.round(np.logspace(-2.5, 0, 11), 4)],
+    "whiteness": [{"offset": float(o)} for o in np.round(np.linspace(-1.0, 1.0, 21), 2)],
+}
+
+
+def apply_rule(rule: str, traj: dict, params: dict | None = None) -> int:
+    """Index of the record that ``rule`` stops at on a recorded trajectory (run 0).
+
+    ``traj`` is a ``stopping`` result's data (``snapshots`` ``(2, T, C, H, W)``, ``target``,
+    ``eps``, ``iterations``, ``psnr`` or None); ``params`` default to :data:`DEFAULT_PARAMS`.
+    """
+    params = DEFAULT_PARAMS.get(rule, {}) if params is None else params
+    outs, target = traj["snapshots"][0].astype(np.float32), traj["target"]
+    if rule == "oracle":
+        if traj.get("psnr") is None:
+            raise ConfigError("the oracle rule needs the clean image (sigma > 0 on a test image)")
+        return oracle(traj["psnr"][0])
+    if rule == "final":
+        return len(traj["iterations"]) - 1
+    if rule == "eps":
+        return eps_first_minimum(traj["eps"], **params)
+    if rule == "variance":
+        return running_variance(outs, **params)
+    if rule == "band":
+        return band_rule(outs, target, **params)
+    if rule == "whiteness":
+        return whiteness(outs, target, **params)
+    raise ConfigError(f"unknown rule {rule!r}: allowed are {', '.join(RULES)}")

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import models as M
 from ..errors import ConfigError
-from .decoupling import MODELS, DecouplingConfig
-from .engine import Context, experiment
+from ..metrics import spearman
+from .engine import Context, experiment, get
 
 __all__ = ["CapacityConfig", "GRIDS", "BASE_WIDTH", "BASE_DEPTH", "VARY", "run_data", "run_ratios", "rank_trend",
            "findings"]
@@ -61,8 +62,8 @@ class CapacityConfig:
     batch_norm: bool = True  # conv only: BN after every conv
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(MODELS)}")
+        if self.model not in M.MODELS_1D:
+            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(M.MODELS_1D)}")
         if self.vary not in VARY:
             raise ConfigError(f"vary {self.vary!r} is not allowed: use one of {', '.join(VARY)}")
         if self.grid not in GRIDS:
@@ -97,8 +98,9 @@ class CapacityConfig:
             iterations=self.iterations, lr=self.lr, batch_norm=self.batch_norm, scales=-1, **sizes,
         )
 
-    def run_config(self, value: int, seed: int) -> DecouplingConfig:
-        return DecouplingConfig(**self.overrides(value, seed))
+    def run_config(self, value: int, seed: int):
+        """The validated ``decoupling-1d`` config of one sub-run (raises :class:`ConfigError`)."""
+        return get("decoupling-1d").config(**self.overrides(value, seed))
 
 
 def _stats(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,8 +234,6 @@ def rank_trend(data: dict, seed: int | None = None) -> np.ndarray:
         ``(2,)`` rho for ``k1`` and ``k2`` (NaN where runs converged at fewer than 3 sizes, or all
         at the same time).
     """
-    from scipy.stats import spearmanr
-
     t = np.asarray(data["convergence"], dtype=float)  # (V, R, 2)
     if seed is not None:
         t = t[:, seed : seed + 1]
@@ -243,7 +243,7 @@ def rank_trend(data: dict, seed: int | None = None) -> np.ndarray:
         ok = ~np.isnan(t[..., i])
         x, y = size[ok], t[..., i][ok]
         if np.unique(x).size >= 3 and np.ptp(y) > 0:
-            out[i] = float(spearmanr(x, y).statistic)
+            out[i] = spearman(x, y)
     return out
 
 

@@ -32,26 +32,11 @@ from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from .engine import Context, experiment
 
-__all__ = ["DecouplingConfig", "MODELS", "resolve_scales", "build", "MIN_COARSEST"]
+__all__ = ["DecouplingConfig", "MODELS", "build"]
 
-MODELS = ("conv", "linear")
-MIN_COARSEST = 8  # the automatic `scales` stops halving once the signal would get shorter than this
-
-
-def resolve_scales(depth: int, length: int, scales: int = -1) -> int:
-    """How many times the conv encoder-decoder halves the length.
-
-    ``scales = -1`` (automatic) gives ``depth // 2`` (every down layer strided, as in the paper's
-    10-layer net) unless that would make the coarsest signal shorter than :data:`MIN_COARSEST`
-    samples or the length is not divisible; the extra layers of a deep net then work at the
-    coarsest scale. Any other value is returned unchanged.
-    """
-    if scales >= 0:
-        return scales
-    s = min(depth // 2, max(0, int(math.log2(length)) - int(math.log2(MIN_COARSEST))))
-    while s > 0 and length % 2**s:
-        s -= 1
-    return s
+MODELS = M.MODELS_1D
+# the 1D builder and its scale rule live in dipnb.models (shared with capacity and kernel-view)
+resolve_scales, build_1d, MIN_COARSEST = M.resolve_scales, M.build_1d, M.MIN_COARSEST
 
 
 @dataclass(frozen=True)
@@ -111,25 +96,6 @@ class DecouplingConfig:
         # Every iteration is recorded (convergence times are exact) and every output kept, so the
         # outputs at the two convergence times can be picked afterwards (iterations x length floats).
         return FitConfig(iterations=self.iterations, lr=self.lr, record_every=1, snapshot_every=1)
-
-
-def build_1d(model: str, *, length: int, width: int, depth: int, scales: int, seed: int, **conv_options):
-    """A 1D conv encoder-decoder (``model="conv"``) or its fully connected twin, and its fixed input.
-
-    ``conv_options`` (``batch_norm``, ``upsample_mode`` ...) go to :func:`dipnb.models.build_conv1d`.
-
-    Returns:
-        ``(model, z)``: weights from ``seed``; ``z`` ``(1, 1, L)`` noise from ``seed + 10000``, the
-        same for both models.
-    """
-    if model == "conv":
-        net = M.build_conv1d(
-            seed=seed, width=width, depth=depth, scales=resolve_scales(depth, length, scales), **conv_options
-        )
-    else:
-        net = M.build_fc1d(length=length, width=width, depth=depth, seed=seed)
-    z = D.noise_like((1, 1, length), seed=seed + 10_000)  # (1, 1, L)
-    return net, z
 
 
 def build(cfg: DecouplingConfig):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,17 +17,6 @@ MODELS = ("dip", "linear", "relunet")
 # width / depth used when the config leaves them at 0, per model (paper Sec. 3.1, reference setup)
 DEFAULT_WIDTH = {"dip": 128, "linear": 128, "relunet": 256}
 DEFAULT_DEPTH = {"dip": 5, "linear": 5, "relunet": 10}
-
-
-def check_image(image: str) -> None:
-    """Raise :class:`ConfigError` unless ``image`` is a registry name or an existing file."""
-    if image in D.image_names():
-        return
-    if os.path.sep in image or image.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")):
-        if not os.path.isfile(image):
-            raise ConfigError(f"image file {image!r} does not exist")
-        return
-    raise ConfigError(f"unknown image {image!r}: allowed are {', '.join(D.image_names())}, or a path to an image file")
 
 
 @dataclass(frozen=True)
@@ -49,7 +37,7 @@ class DenoisingConfig:
     precision: str = "fp32"  # fp32 or bf16 autocast
 
     def __post_init__(self):
-        check_image(self.image)
+        D.check_image(self.image)
         if self.model not in MODELS:
             raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(MODELS)}")
         if self.width < 0 or self.depth < 0:
@@ -82,10 +70,10 @@ def build(cfg: DenoisingConfig, shape: tuple[int, int, int]):
     if cfg.model == "dip":
         model = M.build_skip(seed=cfg.seed, in_channels=c, out_channels=c, width=width, depth=depth)
         model.check_input(h, w)
-        z = D.noise_like((1, c, h, w), seed=cfg.seed + 10_000)
+        z = D.input_noise((1, c, h, w), seed=cfg.seed)
     elif cfg.model == "linear":
         model = M.build_dip_linear(shape=shape, width=width, depth=depth, seed=cfg.seed)
-        z = D.noise_like((1, c, h, w), seed=cfg.seed + 10_000)
+        z = D.input_noise((1, c, h, w), seed=cfg.seed)
     else:
         model = M.build_relunet(seed=cfg.seed, out_channels=c, width=width, depth=depth)
         z = D.coordinate_grid(h, w)

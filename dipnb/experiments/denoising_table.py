@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import data as D
 from ..errors import ConfigError
-from .denoising import check_image
 from .engine import SMOKE_STEPS, Context, Result, experiment, run
 
 __all__ = [
@@ -85,7 +85,7 @@ class DenoisingTableConfig:
         if not self.images:
             raise ConfigError("images must name at least one image")
         for image in self.images:
-            check_image(image)
+            D.check_image(image)
         if len(set(self.images)) != len(self.images):
             raise ConfigError(f"images must not repeat, got {self.images}")
         bad = [m for m in self.models if m not in MODEL_LABELS]

@@ -117,7 +117,7 @@ def sample_skip_outputs(cfg: SamplesConfig, start: int, count: int, device=None)
         ``(count, 3, size, size)`` float32 in [0, 1] (the nets end in a sigmoid).
     """
     dev = torch.device(device or "cpu")
-    z = D.noise_like((1, cfg.in_channels, cfg.size, cfg.size), seed=cfg.seed + 10_000).to(dev)
+    z = D.input_noise((1, cfg.in_channels, cfg.size, cfg.size), seed=cfg.seed).to(dev)
     out = []
     for i in range(start, start + count):
         net = M.build_skip(
@@ -313,7 +313,7 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
 def gp_prior_kernel(cfg: KernelConfig, ctx: Context) -> dict:
     """A small 1D conv-ReLU decoder: the infinite-width kernel against the measured covariance."""
     dec = cfg.decoder()
-    z = D.noise_like((1, dec.in_channels, dec.input_length), seed=cfg.seed + 10_000)
+    z = D.input_noise((1, dec.in_channels, dec.input_length), seed=cfg.seed)
     y = Kn.sample_decoder1d(dec, z, cfg.samples, seed=cfg.seed, device=ctx.device)  # (N, L)
     K_theory = Kn.decoder_kernel(dec, Kn.input_gram(z))  # given this z
     K_ideal = Kn.decoder_kernel(dec)  # z ideal white noise

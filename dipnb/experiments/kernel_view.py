@@ -28,12 +28,13 @@ from .. import models as M
 from .. import ntk
 from ..errors import ConfigError, FitDivergedError
 from ..fit import FitConfig, fit
-from .decoupling import build_1d, resolve_scales
+from ..metrics import spearman
 from .engine import Context, experiment
 
-__all__ = ["KernelConfig", "KernelViewConfig", "MODELS", "OPTIMIZERS", "AUTO_GD_STEP", "resolve_scales", "build"]
+__all__ = ["KernelConfig", "KernelViewConfig", "MODELS", "OPTIMIZERS", "AUTO_GD_STEP", "build"]
 
-MODELS = ("conv", "linear")
+MODELS = M.MODELS_1D
+resolve_scales, build_1d = M.resolve_scales, M.build_1d
 OPTIMIZERS = ("gd", "adam")
 UPSAMPLE_MODES = ("nearest", "linear")
 # gd_step = 0 picks these fractions of the linearised stability limit N / lambda_max. The deep fully
@@ -219,7 +220,7 @@ def kernel_spectrum(cfg: KernelConfig, ctx: Context) -> dict:
         "dominant_frequency": dominant,
         "concentration": concentration,
         # +1 when the eigenvectors, largest eigenvalue first, climb steadily in frequency
-        "eigen_order_spearman": ntk.spearman(np.arange(w.size), dominant),
+        "eigen_order_spearman": spearman(np.arange(w.size), dominant),
         "diagonal_fraction": ntk.fourier_diagonal_fraction(K),
         "diagonal_fraction_centered": ntk.fourier_diagonal_fraction(K, remove_identity=True),
         "offset_profile": ntk.offset_energy_profile(K),
@@ -417,10 +418,10 @@ def kernel_view(cfg: KernelViewConfig, ctx: Context) -> dict:
     if cfg.optimizer == "gd":
         gd = _run_gd(cfg, ctx, model, z, y, pred["lr"], ks, kern["K"])
         gd["loglog_slope"] = loglog_slope(predicted, gd["converged"])
-        gd["spearman"] = ntk.spearman(predicted, gd["converged"])
+        gd["spearman"] = spearman(predicted, gd["converged"])
     adam_model, _ = build(cfg)  # the same initial weights
     adam = _run_adam(cfg, ctx, adam_model, z, y, ks)
-    adam["spearman"] = ntk.spearman(predicted, adam["converged"])
+    adam["spearman"] = spearman(predicted, adam["converged"])
     adam["loglog_slope"] = loglog_slope(predicted, adam["converged"])
     measured = gd["converged"] if gd is not None else adam["converged"]
     if gd is not None:
@@ -445,8 +446,8 @@ def kernel_view(cfg: KernelViewConfig, ctx: Context) -> dict:
         "linearised_iterations": pred["linearised"],
         "linearised_amplitudes": pred["linearised_amplitudes"],
         "measured_iterations": measured,
-        "spearman": ntk.spearman(predicted, measured),
-        "spearman_linearised": ntk.spearman(pred["linearised"], measured),
+        "spearman": spearman(predicted, measured),
+        "spearman_linearised": spearman(pred["linearised"], measured),
         "spread_predicted": spread(predicted),
         "spread_measured": spread(measured),
         "measured_over_predicted": (

@@ -29,7 +29,6 @@ from .. import models as M
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from ..metrics import psnr
-from .denoising import check_image
 from .engine import Context, experiment
 
 __all__ = ["LowFreqNoiseConfig", "NOISES", "matched_white_noise", "corrupt", "nearest_snapshot"]
@@ -54,7 +53,7 @@ class LowFreqNoiseConfig:
     snapshot_every: int = 10  # iterations between stored outputs (keep 20 a multiple of it)
 
     def __post_init__(self):
-        check_image(self.image)
+        D.check_image(self.image)
         if self.noise not in NOISES:
             raise ConfigError(f"noise {self.noise!r} is not allowed: use one of {', '.join(NOISES)}")
         if not np.isfinite(self.std) or not 0 < self.std <= 0.5:
@@ -154,7 +153,7 @@ def lowfreq_noise(cfg: LowFreqNoiseConfig, ctx: Context) -> dict:
     clean, noisy, sigma = corrupt(cfg)
     c, h, w = clean.shape
     model = M.build_skip(seed=cfg.seed, in_channels=c, out_channels=c, width=cfg.width, depth=cfg.depth)
-    z = D.noise_like((1, c, h, w), seed=cfg.seed + 10_000)
+    z = D.input_noise((1, c, h, w), seed=cfg.seed)
     noise = torch.as_tensor(noisy - clean)[None]  # (1, C, H, W), the noise after clipping
     clean_t = torch.as_tensor(clean)[None]
     noise_energy = float((noise**2).sum())

@@ -19,44 +19,10 @@ from .. import stopping as S
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from ..metrics import psnr
-from .denoising import check_image
 from .engine import Context, Result, experiment
 
-# Default rule parameters, chosen on the tuning images of the benchmark (see the chapter).
-DEFAULT_PARAMS = {
-    "eps": {"window": 5},
-    "variance": {"window": 10, "patience": 20},
-    "band": {"threshold": 0.1},
-    "whiteness": {"offset": 0.0},
-}
-# Each rule's parameter grid for tuning.
-GRIDS = {
-    "eps": [{"window": w} for w in (1, 3, 5, 9, 15)],
-    "variance": [{"window": w, "patience": p} for w in (5, 10, 20) for p in (10, 20, 40)],
-    "band": [{"threshold": float(t)} for t in np.round(np.logspace(-2.5, 0, 11), 4)],
-    "whiteness": [{"offset": float(o)} for o in np.round(np.linspace(-1.0, 1.0, 21), 2)],
-}
-
-
-def apply_rule(rule: str, traj: dict, params: dict | None = None) -> int:
-    """Index of the record that ``rule`` stops at on a recorded trajectory (run 0)."""
-    params = DEFAULT_PARAMS.get(rule, {}) if params is None else params
-    outs, target = traj["snapshots"][0].astype(np.float32), traj["target"]
-    if rule == "oracle":
-        if traj.get("psnr") is None:
-            raise ConfigError("the oracle rule needs the clean image (sigma > 0 on a test image)")
-        return S.oracle(traj["psnr"][0])
-    if rule == "final":
-        return len(traj["iterations"]) - 1
-    if rule == "eps":
-        return S.eps_first_minimum(traj["eps"], **params)
-    if rule == "variance":
-        return S.running_variance(outs, **params)
-    if rule == "band":
-        return S.band_rule(outs, target, **params)
-    if rule == "whiteness":
-        return S.whiteness(outs, target, **params)
-    raise ConfigError(f"unknown rule {rule!r}: allowed are {', '.join(S.RULES)}")
+# The rules, their default parameters and tuning grids live in dipnb.stopping.
+DEFAULT_PARAMS, GRIDS, apply_rule = S.DEFAULT_PARAMS, S.GRIDS, S.apply_rule
 
 
 @dataclass(frozen=True)
@@ -75,7 +41,7 @@ class StoppingConfig:
     output: str = field(default="", metadata={"cache": False})  # a PNG path to write the chosen output to
 
     def __post_init__(self):
-        check_image(self.image)
+        D.check_image(self.image)
         if self.sigma < 0:
             raise ConfigError(f"sigma must be >= 0 (in units of 1/255; 0 = already noisy), got {self.sigma}")
         if self.rule not in S.RULES:
@@ -143,7 +109,7 @@ def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
     c, h, w = target.shape
     seeds = (cfg.seed, cfg.seed + 1000)
     models = [M.build_skip(seed=s, in_channels=c, out_channels=c, width=cfg.width, depth=cfg.depth) for s in seeds]
-    zs = [D.noise_like((1, c, h, w), seed=s + 10_000) for s in seeds]
+    zs = [D.input_noise((1, c, h, w), seed=s) for s in seeds]
     rec = fit(models, zs, target, cfg.fit_config(), reference=reference, **ctx.fit_kwargs(f"stopping {cfg.image}"))
     traj = {
         "iterations": rec.snapshot_iterations,
@@ -190,7 +156,7 @@ class StoppingBenchmarkConfig:
         if overlap:
             raise ConfigError(f"an image cannot be both tuned and scored on: {sorted(overlap)}")
         for im in self.tune_images + self.score_images:
-            check_image(im)
+            D.check_image(im)
         if self.seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
         if self.sigma <= 0:

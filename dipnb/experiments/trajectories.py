@@ -23,7 +23,6 @@ area sweep is :func:`max_rebound`.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +32,7 @@ from .. import models as M
 from .. import spectral
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
+from ..metrics import spearman
 from .engine import Context, experiment
 
 __all__ = [
@@ -224,16 +224,8 @@ def _synthetic_area(image: str) -> float | None:
 
 def check_image(image: str) -> None:
     """Raise :class:`ConfigError` unless ``image`` is a test image, ``synthetic-A`` or a file."""
-    if _synthetic_area(image) is not None or image in D.image_names():
-        return
-    if os.path.sep in image or image.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")):
-        if not os.path.isfile(image):
-            raise ConfigError(f"image file {image!r} does not exist")
-        return
-    raise ConfigError(
-        f"unknown image {image!r}: allowed are {', '.join(D.image_names())}, synthetic-A "
-        "(A in [0, 1], our own triangle), or a path to an image file"
-    )
+    if _synthetic_area(image) is None:
+        D.check_image(image, also="synthetic-A (A in [0, 1], our own triangle)")
 
 
 @dataclass(frozen=True)
@@ -398,7 +390,7 @@ def trajectories(cfg: TrajectoriesConfig, ctx: Context) -> dict:
                      upsample_mode=cfg.upsample)
         for s in seeds
     ]
-    zs = [D.noise_like((1, c, h, w), seed=s + 10_000) for s in seeds]  # each (1, C, H, W)
+    zs = [D.input_noise((1, c, h, w), seed=s) for s in seeds]  # each (1, C, H, W)
 
     def bands(out):  # relative spectral error per radial band of one run's output
         return spectral.band_errors(out, target, cfg.n_bands)
@@ -510,16 +502,6 @@ class AreaConfig:
             "snapshot_every": self.snapshot_every,
             "smooth": self.smooth,
         }
-
-
-def spearman(x, y) -> float:
-    """Spearman's rank correlation of two sequences (ties get average ranks)."""
-    from scipy.stats import spearmanr
-
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.size < 2 or np.all(y == y[0]) or np.all(x == x[0]):
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
 
 
 def _area_summary(data: dict, cfg: AreaConfig) -> dict:

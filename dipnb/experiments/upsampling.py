@@ -47,16 +47,11 @@ from .. import models as M
 from .. import spectral
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
-from .denoising import check_image
 from .engine import Context, experiment
 
 __all__ = [
     "MODES",
     "UpsamplingConfig",
-    "analytic_response",
-    "upsample_by_zero_insertion",
-    "torch_upsample_1d",
-    "dc_gain",
     "response_data",
     "high_frequency_energy",
     "fitted_frequency",
@@ -66,111 +61,16 @@ __all__ = [
     "CONTROL_VARIANTS",
 ]
 
-MODES = ("nearest", "bilinear")
+MODES = spectral.UPSAMPLE_MODES
+# the operator (zero insertion + kernel) and its responses live in dipnb.spectral
+analytic_response, torch_upsample_1d = spectral.analytic_response, spectral.torch_upsample_1d
+dc_gain, upsample_by_zero_insertion = spectral.dc_gain, spectral.upsample_by_zero_insertion
 RESPONSE_TOLERANCE = 1e-9  # analytic vs measured responses must agree to this (max abs error)
 
 
 # --------------------------------------------------------------------------------------------
 # The operator: zero insertion + kernel, and its exact response
 # --------------------------------------------------------------------------------------------
-
-
-def _check(mode: str, stride) -> None:
-    if mode not in MODES:
-        raise ConfigError(f"mode {mode!r} is not allowed: use nearest or bilinear")
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride <= 0:
-        raise ConfigError(f"stride must be a positive integer (the upsampling factor), got {stride!r}")
-
-
-def analytic_response(mode: str, stride: int, k) -> np.ndarray:
-    r"""Closed form of the upsampler's magnitude response, normalised to 1 at DC.
-
-    ``|sin(pi L k) / (L sin(pi k))|`` for nearest; its square for bilinear, times ``|cos(pi k)|``
-    when L is even (the kernel then samples the triangle ``1 - |t|/L`` at half-integers, which
-    is the integer-sampled triangle averaged with its neighbour: a two-tap mean, response
-    ``cos(pi k)``).
-
-    Args:
-        mode: ``"nearest"`` or ``"bilinear"``.
-        stride: the upsampling factor L >= 1.
-        k: frequencies in cycles per output sample (any shape; 1-periodic).
-
-    Returns:
-        ``|H(k)| / H(0)``, float64, same shape as ``k``.
-    """
-    _check(mode, stride)
-    L = int(stride)
-    k = np.asarray(k, dtype=np.float64)
-    s = np.sin(np.pi * k)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.sin(np.pi * L * k) / (L * s)
-    d = np.where(np.abs(s) < 1e-12, 1.0, d)  # the limit at k = 0 (mod 1)
-    if mode == "nearest":
-        return np.abs(d)
-    r = d**2
-    return r * np.abs(np.cos(np.pi * k)) if L % 2 == 0 else r
-
-
-def torch_upsample_1d(x, mode: str, stride: int) -> np.ndarray:
-    """PyTorch's own upsampling of a 1D signal (``F.interpolate``, ``align_corners=False``).
-
-    Args:
-        x: ``(N,)`` samples.
-
-    Returns:
-        ``(N * stride,)`` float64.
-    """
-    _check(mode, stride)
-    t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, None]  # (1, 1, N)
-    if mode == "nearest":
-        y = F.interpolate(t, scale_factor=int(stride), mode="nearest")
-    else:
-        y = F.interpolate(t, scale_factor=int(stride), mode="linear", align_corners=False)
-    return y[0, 0].numpy()
-
-
-def dc_gain(mode: str, stride: int) -> float:
-    """``H(0)`` of PyTorch's upsampler, measured: the sum of its response to a unit impulse.
-
-    Zero insertion leaves a single impulse as it is, so the response is the kernel itself and its
-    sum is the kernel's gain at DC (``L`` for both modes: every output sample is a weighted mean of
-    the input samples, and the zeros take ``L - 1`` shares of ``L``).
-    """
-    _check(mode, stride)
-    n = 4 * int(stride) + 8  # long enough that the kernel never reaches the ends
-    x = np.zeros(n)
-    x[n // 2] = 1.0
-    return float(torch_upsample_1d(x, mode, stride).sum())
-
-
-def upsample_by_zero_insertion(x, mode: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upsample a 1D signal the paper's way: insert ``stride - 1`` zeros, then convolve.
-
-    The signal is first extended by one sample at each end (a copy of the end sample), which is
-    what PyTorch's clamping of out-of-range positions amounts to, so the result equals
-    :func:`torch_upsample_1d` everywhere, ends included.
-
-    Args:
-        x: ``(N,)`` samples.
-
-    Returns:
-        ``(y, u, h)``: the output ``(N * stride,)``, the zero-inserted signal ``(N * stride,)``
-        (without the extension) and the kernel taps.
-    """
-    _check(mode, stride)
-    L = int(stride)
-    x = np.asarray(x, dtype=np.float64)
-    h, centre = spectral.upsampling_kernel(mode, L)
-    xp = np.concatenate([x[:1], x, x[-1:]])  # (N + 2,) edge extension
-    up = np.zeros(xp.size * L)
-    up[::L] = xp  # zero insertion
-    full = np.convolve(up, h)  # (L (N + 2) + len(h) - 1,)
-    # Output sample m sits at full[m + L + centre - (L - 1) / 2] (L: the one-sample extension).
-    start = L + int(round(centre - (L - 1) / 2))
-    y = full[start : start + x.size * L]
-    u = np.zeros(x.size * L)
-    u[::L] = x
-    return y, u, h
 
 
 def response_data(mode: str, stride: int, n_out: int = 4096) -> dict:
@@ -186,7 +86,7 @@ def response_data(mode: str, stride: int, n_out: int = 4096) -> dict:
         input can hold); ``decomposition_error`` (zero insertion + kernel vs PyTorch on a random
         signal) and ``separable_error`` (PyTorch's 2D operator vs the outer product of 1D kernels).
     """
-    _check(mode, stride)
+    spectral.check_mode_stride(mode, stride)
     L = int(stride)
     k, measured = spectral.measured_response(mode, L, n_out)
     analytic = analytic_response(mode, L, k)
@@ -306,7 +206,7 @@ class UpsamplingConfig:
     kernel_stride: int = 0  # upsample by `stride` with the fixed kernel of this stride; 0 = its own
 
     def __post_init__(self):
-        _check(self.mode, self.stride)
+        spectral.check_mode_stride(self.mode, self.stride)
         b = self.base_stride
         if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
             raise ConfigError(f"base_stride must be a positive integer (the upsampling factor), got {b!r}")
@@ -320,7 +220,7 @@ class UpsamplingConfig:
                 f"kernel_stride={k} changes the kernel of a single run: set base_stride equal to "
                 f"stride ({self.stride}), or use the experiment upsampling-control"
             )
-        check_image(self.image)
+        D.check_image(self.image)
         if not isinstance(self.downsample, int) or self.downsample < 1:
             raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample!r}")
         if not isinstance(self.width, int) or self.width < 1:
@@ -364,7 +264,7 @@ def build(cfg: UpsamplingConfig, shape: tuple[int, int, int]):
     c, h, w = shape
     model = M.build_decoder(seed=cfg.seed, out_channels=c, width=cfg.width, stride=cfg.stride,
                             upsample_mode=cfg.mode, kernel_stride=cfg.kernel_stride)
-    z = D.noise_like((1, model.cfg.in_channels, h // cfg.stride, w // cfg.stride), seed=cfg.seed + 10_000)
+    z = D.input_noise((1, model.cfg.in_channels, h // cfg.stride, w // cfg.stride), seed=cfg.seed)
     return model, z
 
 
@@ -470,8 +370,8 @@ class UpsamplingControlConfig:
     hf_cutoff: float = 0.25  # "high frequency" = radial frequency >= this, in cycles/pixel
 
     def __post_init__(self):
-        _check(self.mode, self.stride)
-        _check(self.mode, self.kernel_stride)
+        spectral.check_mode_stride(self.mode, self.stride)
+        spectral.check_mode_stride(self.mode, self.kernel_stride)
         if self.kernel_stride <= self.stride:
             raise ConfigError(
                 f"kernel_stride ({self.kernel_stride}) must be larger than stride ({self.stride}): "

@@ -43,7 +43,7 @@ def rule_signals(traj: dict, params: dict | None = None):
     Returns:
         The figure.
     """
-    from ..experiments.stopping import DEFAULT_PARAMS, apply_rule
+    from ..stopping import DEFAULT_PARAMS, apply_rule
 
     params = params or DEFAULT_PARAMS
     it = traj["iterations"]

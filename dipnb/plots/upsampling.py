@@ -44,7 +44,7 @@ def plot_decomposition(x, mode: str, stride: int):
     Returns:
         The figure.
     """
-    from ..experiments.upsampling import torch_upsample_1d, upsample_by_zero_insertion
+    from ..spectral import torch_upsample_1d, upsample_by_zero_insertion
 
     x = np.asarray(x, dtype=np.float64)
     L = int(stride)
