@@ -36,7 +36,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 unit: $(STAMP)
-	$(PY) -m pytest -q tests -m "not browser"
+	$(PY) -m pytest -q --durations=25 tests -m "not browser"
 
 # Every experiment in the paper profile, smoke mode (the paper's sizes, a handful of steps), one
 # process each: a crash, a shape error or a peak memory over 15 GiB fails it, naming the experiment.
@@ -98,7 +98,7 @@ slides: book
 # published site carries (_build/html/demo-cache.zip). It executes every chapter under nbval with
 # DIPNB_USED set, so the engine lists each result a chapter loads or computes (after `make book`
 # they all load from the cache), then exports exactly those. Students load it with
-# `python -m dipnb cache import URL`; benchmarks/demo_cache.py times every chapter with it.
+# `python -m dipnb cache import URL`; benchmarks/book_time.py --archive times every chapter with it.
 # DEMO_NOTEBOOKS=notebooks/quickstart.ipynb narrows it.
 DEMO_USED := _build/demo-cache-used.txt
 DEMO_NOTEBOOKS ?= notebooks/

@@ -44,8 +44,8 @@ STEPS: list[tuple[str, str, tuple[str, ...] | None, tuple[int, ...], dict]] = [
     ("upsampling", "upsampling", None, (0,), {}),
     ("gp-prior", "gp-prior", None, (0,), {}),
     ("lowfreq-noise", "lowfreq-noise", None, (0,), {}),
-    ("trajectories: triangle-0.9", "trajectories", ("first-output-low-pass", "diverge-then-fall-back", "low-rings-first"), (0,),
-     {"images": ("triangle-0.9",)}),
+    ("trajectories: triangle-0.9", "trajectories",
+     ("first-output-low-pass", "diverge-then-fall-back", "low-rings-first"), (0,), {"images": ("triangle-0.9",)}),
     ("denoising table: house, four models, seed 0", "denoising", None, (0,), {"images": ("house",)}),
 ]
 IMAGES = ("barbara", "baboon", "triangle-0.9", "house")  # every image the steps read
