@@ -441,7 +441,9 @@ def _leaf_lowfreq(cfg) -> Work:
 
 
 def _leaf_stopping(cfg) -> Work:
-    c, h, w = _image_shape(cfg.image, cfg.downsample, 2**cfg.depth)
+    from .experiments.stopping import downsample_factor
+
+    c, h, w = _image_shape(cfg.image, downsample_factor(cfg), 2**cfg.depth)
     return fit_work(_skip_net(c, c, h, w, width=cfg.width, depth=cfg.depth), cfg.iterations, runs=2,
                     syncs=records(cfg.iterations, cfg.record_every))
 
@@ -564,7 +566,7 @@ def _subruns(name: str, cfg) -> tuple[list[Call], bool]:
         return calls, False
     if name == "stopping-benchmark":
         return [("stopping", dict(image=im, seed=s, sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations,
-                                  downsample=cfg.downsample, record_every=cfg.record_every))
+                                  downsample=cfg.downsample, size=cfg.size, record_every=cfg.record_every))
                 for im in cfg.tune_images + cfg.score_images for s in range(cfg.seeds)], False
     if name == "upsampling" and cfg.stride != cfg.base_stride:
         return [("upsampling", {**asdict(cfg), "stride": s, "base_stride": s})

@@ -35,6 +35,7 @@ class StoppingConfig:
     depth: int = 5  # scales of the skip net (H, W must be multiples of 2**depth)
     iterations: int = 600  # optimisation steps
     downsample: int = 4  # block-average downsampling of the image
+    size: int = 0  # > 0: instead of `downsample`, the factor that brings the shorter side to about `size` px
     record_every: int = 5  # iterations between recorded outputs (the rules' time resolution)
     lr: float = 1e-3  # Adam learning rate
     rule: str = field(default="whiteness", metadata={"cache": False})  # the rule whose output goes to `output`
@@ -52,6 +53,9 @@ class StoppingConfig:
             raise ConfigError(f"output must be a .png path, got {self.output!r}")
         if self.downsample < 1:
             raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample}")
+        if self.size != 0 and self.size < 2**self.depth:
+            raise ConfigError(f"size must be 0 (use downsample) or >= 2**depth = {2**self.depth} pixels,"
+                              f" got {self.size}")
         M.SkipConfig(width=self.width, depth=self.depth)  # validates width and depth
         self.fit_config()
 
@@ -60,6 +64,20 @@ class StoppingConfig:
             iterations=self.iterations, lr=self.lr, record_every=self.record_every,
             snapshot_every=self.record_every, snapshot_budget_mb=4096.0, checkpoint_every=100,
         )
+
+
+def downsample_factor(cfg: StoppingConfig) -> int:
+    """The block-averaging factor of ``cfg``'s image: ``downsample``, or with ``size > 0`` the
+    largest integer factor that keeps the image's shorter side at ``size`` pixels or more (so
+    every test image of a benchmark comes out at about the same size)."""
+    if cfg.size <= 0:
+        return cfg.downsample
+    if D.is_image_path(cfg.image):
+        h, w = D.load_image(cfg.image).shape[-2:]
+    else:
+        info = D.image_info(cfg.image)
+        h, w = info.height, info.width
+    return max(1, min(h, w) // cfg.size)
 
 
 def _summary(data: dict, cfg: StoppingConfig) -> dict:
@@ -90,7 +108,8 @@ def _write_output(res: Result) -> None:
     "stopping",
     config=StoppingConfig,
     profiles={
-        "quick": {"width": 64, "iterations": 300, "downsample": 4},
+        # quick: every test image at about 64x64 (house 256 / 4, the 512-pixel ones / 8)
+        "quick": {"width": 64, "iterations": 300, "downsample": 4, "size": 64},
         "paper": {"width": 128, "iterations": 3000, "downsample": 4, "record_every": 10},
         "colab": {"width": 128, "iterations": 1000, "downsample": 4, "record_every": 10},
     },
@@ -100,7 +119,7 @@ def _write_output(res: Result) -> None:
 def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
     """Fit two DIP runs to a noisy image and apply every stopping rule to the trajectory."""
     mult = 2**cfg.depth
-    clean = D.load_image(cfg.image, downsample_factor=cfg.downsample, size_multiple=mult)
+    clean = D.load_image(cfg.image, downsample_factor=downsample_factor(cfg), size_multiple=mult)
     if cfg.sigma > 0:
         target = D.add_gaussian_noise(clean, cfg.sigma / 255.0, seed=cfg.noise_seed)
         reference = clean
@@ -147,9 +166,12 @@ class StoppingBenchmarkConfig:
     width: int = 64  # channels of the skip net
     iterations: int = 600  # optimisation steps per run
     downsample: int = 4  # block-average downsampling of the images
+    size: int = 0  # > 0: every image downsampled to a shorter side of about `size` px instead
     record_every: int = 5  # iterations between recorded outputs
 
     def __post_init__(self):
+        if self.size < 0:
+            raise ConfigError(f"size must be 0 (use downsample) or a number of pixels, got {self.size}")
         if not self.tune_images or not self.score_images:
             raise ConfigError("tune_images and score_images must each name at least one image")
         overlap = set(self.tune_images) & set(self.score_images)
@@ -192,10 +214,11 @@ def _bench_summary(data: dict, cfg) -> dict:
     "stopping-benchmark",
     config=StoppingBenchmarkConfig,
     profiles={
-        # quick: 4 images x 3 seeds x 2 runs of a 64-channel net at 64x64, 300 iterations (~2 minutes
-        # on 2 cores); one smooth and one textured image to tune on, two others to score on
+        # quick: 4 images x 3 seeds x 2 runs of a 64-channel net at 64x64 (size 64: house / 4, the
+        # 512-pixel images / 8), 300 iterations; one smooth and one textured image to tune on, two
+        # others to score on
         "quick": {"tune_images": ("house", "baboon"), "score_images": ("f16", "peppers"), "seeds": 3,
-                  "width": 64, "iterations": 300},
+                  "width": 64, "iterations": 300, "size": 64},
         "paper": {
             "tune_images": ("house", "baboon", "kodim12"),
             "score_images": ("f16", "peppers", "kodim01", "kodim02", "kodim03"),
@@ -214,7 +237,7 @@ def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
         for im in images:
             out[im] = [
                 ctx.run("stopping", image=im, seed=s, sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations,
-                        downsample=cfg.downsample, record_every=cfg.record_every).data
+                        downsample=cfg.downsample, size=cfg.size, record_every=cfg.record_every).data
                 for s in range(cfg.seeds)
             ]
         return out
