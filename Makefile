@@ -110,10 +110,12 @@ demo-cache: $(STAMP)
 	$(PY) -m dipnb cache export _build/html/demo-cache.zip --used $(DEMO_USED) || exit $$?; \
 	echo "make demo-cache: $$(( $$(date +%s) - t0 )) s"
 
-# Drives Chromium over the built site and the decks (tests/test_browser.py,
-# tests/test_slides_browser.py); screenshots in _build/screenshots.
+# Drives Chromium over the built site and the decks, one pytest process each (each file starts
+# its own Playwright, and two in one process clash): tests/test_browser.py,
+# tests/test_slides_browser.py; screenshots in _build/screenshots.
 browser: $(STAMP)
-	$(PY) -m pytest -q -m browser tests/test_browser.py tests/test_slides_browser.py
+	$(PY) -m pytest -q -m browser tests/test_browser.py
+	$(PY) -m pytest -q -m browser tests/test_slides_browser.py
 
 # `make smoke` (every experiment at the paper's sizes for a handful of steps) is not part of
 # `test` yet: it has not been timed whole on an idle machine against its 10-minute budget.
