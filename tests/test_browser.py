@@ -373,7 +373,9 @@ def test_page(browser, site_url, docname):
         if docname.startswith("notebooks/"):
             problems += _check_colab_link(page, docname)
 
-        page.wait_for_timeout(300)  # late console messages (a missing favicon, say)
+        # Every request the page started has ended, so the console messages that come with them
+        # (a missing favicon, say) are in: an event to wait for, not a fixed time.
+        page.wait_for_load_state("networkidle")
         outside = visit.outside_requests()
         problems += [f"request left the site's folder {SUB_PATH}: {u}" for u in outside]
         problems += visit.errors

@@ -199,13 +199,18 @@ def test_gpu_check_without_gpu_refuses_unless_smoke(capsys, images):
 
 def test_gpu_check_stops_at_the_budget_and_reports(monkeypatch, tmp_path, images):
     import time as _time
+    from types import SimpleNamespace
 
     gc = _gpu_check()
     calls = []
+    # A clock that moves only when a step runs, so the test does not depend on how fast this
+    # machine is: each step takes 60 s of it, the budget is 30 s.
+    clock = [0.0]
+    monkeypatch.setattr(gc, "time", SimpleNamespace(perf_counter=lambda: clock[0], strftime=_time.strftime))
 
     def slow(profile, seed, smoke):
         calls.append(seed)
-        _time.sleep(0.4)
+        clock[0] += 60.0
         return [C.Check("x", 1.0, ">=", 0.5)]
 
     _fake(monkeypatch, slow)
@@ -214,7 +219,7 @@ def test_gpu_check_stops_at_the_budget_and_reports(monkeypatch, tmp_path, images
     monkeypatch.setattr(gc, "STEPS", [("first", "fake-chapter", None, (0,), {}),
                                       ("second", "fake-chapter", None, (1,), {})])
     report = tmp_path / "r.md"
-    assert gc.main(["--smoke", "--report", str(report), "--budget-minutes", str(0.2 / 60)]) == 0
+    assert gc.main(["--smoke", "--report", str(report), "--budget-minutes", "0.5"]) == 0
     text = report.read_text()
     assert calls == [0], "the second step starts after the budget is spent"
     assert "| 1. first | done |" in text and "| 2. second | skipped (budget) |" in text

@@ -60,7 +60,23 @@ def _go(page, section) -> None:
     page.evaluate(
         "s => { const i = Reveal.getIndices(s); Reveal.slide(i.h, i.v || 0, 1e3); }", section.element_handle()
     )
-    page.wait_for_timeout(200)
+    # Waits for the slide to be shown, not for a fixed time (the deck has no transition).
+    page.wait_for_function("s => s.classList.contains('present')", arg=section.element_handle(), timeout=5_000)
+
+
+def _press(page, key: str, before: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Presses ``key`` and returns the deck's position once it has left ``before``; ``before``
+    itself if the key did not move the deck within 5 s."""
+    page.keyboard.press(key)
+    moved = (
+        "b => { const i = Reveal.getIndices(), f = i.f === undefined || i.f === null ? -1 : i.f;"
+        " return i.h !== b[0] || (i.v || 0) !== b[1] || f !== b[2]; }"
+    )
+    try:
+        page.wait_for_function(moved, arg=list(before), timeout=5_000)
+    except Exception:
+        pass
+    return _indices(page)
 
 
 def _outside_folder(visit: PageVisit, requests: list[str]) -> list[str]:
@@ -109,9 +125,7 @@ def test_deck(browser, site_url, chapter):  # noqa: F811 - the fixtures imported
             if page.evaluate("() => Reveal.isLastSlide() && !Reveal.availableFragments().next"):
                 break
             routes = page.evaluate("() => Reveal.availableRoutes()")
-            page.keyboard.press("ArrowDown" if routes["down"] else "ArrowRight")
-            page.wait_for_timeout(30)
-            now = _indices(page)
+            now = _press(page, "ArrowDown" if routes["down"] else "ArrowRight", seen[-1])
             if now == seen[-1]:
                 problems.append(f"an arrow key did not move the deck from slide {now}")
                 break
@@ -120,9 +134,7 @@ def test_deck(browser, site_url, chapter):  # noqa: F811 - the fixtures imported
             problems.append("200 key presses did not reach the last slide")
         if len({h for h, _, _ in seen}) != page.evaluate("() => Reveal.getHorizontalSlides().length"):
             problems.append(f"the arrow keys skipped horizontal slides: {sorted({h for h, _, _ in seen})}")
-        page.keyboard.press("ArrowLeft")
-        page.wait_for_timeout(30)
-        if _indices(page) == seen[-1]:
+        if _press(page, "ArrowLeft", seen[-1]) == seen[-1]:
             problems.append("ArrowLeft did not go back")
 
         # Every slider inside a slide switches its picture, and the deck stays where it is.
@@ -166,7 +178,8 @@ def test_deck(browser, site_url, chapter):  # noqa: F811 - the fixtures imported
             except Exception:
                 problems.append(f"toggle {i + 1}: the picture did not change for another option")
 
-        page.wait_for_timeout(300)
+        # Every request the deck started has ended (late console messages come with them).
+        page.wait_for_load_state("networkidle")
         problems += [f"request left the deck's folder: {u}" for u in _outside_folder(visit, visit.requests)]
         problems += visit.errors
         assert not problems, f"slides/{chapter}.html:\n  " + "\n  ".join(problems)
