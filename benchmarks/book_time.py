@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from dipnb.experiments import cache
-    from dipnb.plan import _cpu_name
+    from dipnb.runtime import cpu_name
 
     rows, per_experiment = [], collections.defaultdict(lambda: [0, 0.0])
     with tempfile.TemporaryDirectory(prefix="dipnb-book-time-") as tmp:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             out = cache.import_results(args.archive, store=cache.ResultStore(shared))
             mode = (f"demo: {out['imported']} results of {args.archive} imported in "
                     f"{time.perf_counter() - t0:.1f} s")
-        print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs; {mode}", flush=True)
+        print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs; {mode}", flush=True)
         for chapter in todo:
             os.environ["DIPNB_CACHE"] = str(shared if args.archive else Path(tmp) / f"cold-{chapter}")
             trace = Path(tmp) / f"trace-{chapter}.txt"

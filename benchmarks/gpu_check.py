@@ -82,14 +82,9 @@ def _peak(cuda: bool) -> int:
 def _machine(cuda: bool) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from dipnb.runtime import cpu_name
+
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if cuda else "none"
     return (f"GPU: {gpu}; CPU: {cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads); "
             f"torch {torch.__version__} (CUDA {torch.version.cuda}); Python {platform.python_version()}")

@@ -191,19 +191,6 @@ def _gflop_per_step(size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="image sizes (default 64 128)")
@@ -232,9 +219,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from dipnb.runtime import cpu_name
+
     torch.set_num_threads(1)
     load0 = os.getloadavg()
-    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads")
     print(f"load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} "
           "(other processes on the machine inflate every timing below)")
@@ -292,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average at the end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": _cpu_name(), "torch": torch.__version__, "threads": args.threads,
+            json.dump({"machine": cpu_name(), "torch": torch.__version__, "threads": args.threads,
                        "load_start": load0, "load_end": load1, "matmul_peak_gflops": peak,
                        "rows": rows, "quality": quality}, f, indent=2)
     return 0

@@ -817,9 +817,9 @@ def probe_cpu() -> Device:
         dispatch = max(y_small, 1e-9) / w_small.operators
         inv_rate = max(y_big - w_big.operators * dispatch, 1e-3 * y_big) / w_big.flops
     rate = 1.0 / inv_rate
-    import platform
+    from .runtime import cpu_name
 
-    name = _cpu_name() or platform.machine()
+    name = cpu_name()
     load, cpus = os.getloadavg()[0], os.cpu_count() or 1
     busy = (f"; BUSY: the load average {load:.1f} exceeds the {cpus} CPUs, so other processes slow the probe "
             "and these minutes are longer than on an idle machine") if load > cpus else ""
@@ -830,17 +830,6 @@ def probe_cpu() -> Device:
         source=f"probe: {t_big * 1e3:.1f} ms/step (128 ch, 64x64), {t_small * 1e3:.2f} ms/step (4 ch, 64x64); "
                f"load average {load:.2f}{busy}",
     )
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def estimate_seconds(work: Work, device: Device) -> dict[str, float]:

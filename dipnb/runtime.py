@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-__all__ = ["pick_device", "tune_cpu_allocator", "describe_device"]
+__all__ = ["pick_device", "tune_cpu_allocator", "describe_device", "cpu_name"]
 
 _ALLOCATOR_TUNED = False
 
@@ -48,6 +48,25 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as benchmarks and the time plan print it beside their figures.
+
+    Returns:
+        The ``model name`` line of ``/proc/cpuinfo`` (Linux), else ``platform.processor()``,
+        else the architecture (``x86_64``, ``arm64``).
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def tune_cpu_allocator() -> bool:
