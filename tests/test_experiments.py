@@ -146,9 +146,16 @@ def test_config_key_depends_on_everything():
                 config_key("denoising", a, "v2"), config_key("other", a, "v1")}) == 4
 
 
-def test_no_cache_recomputes(tiny_denoising):
+def test_no_cache_recomputes(tiny_denoising, monkeypatch):
+    from dipnb.experiments import denoising as den
+
+    fits = []
+    real_fit = den.fit
+    monkeypatch.setattr(den, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
     dipnb.run("denoising", **tiny_denoising)
+    assert dipnb.run("denoising", **tiny_denoising).cached and len(fits) == 1
     again = dipnb.run("denoising", cache=False, **tiny_denoising)
+    assert len(fits) == 2, "cache=False must fit again even though a stored result exists"
     assert not again.cached
 
 
