@@ -7,7 +7,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["psnr", "mse", "spearman"]
+__all__ = ["psnr", "ssim", "mse", "spearman"]
 
 
 def mse(x, ref) -> float:
@@ -33,6 +33,37 @@ def psnr(x, ref, data_range: float = 1.0) -> float:
     if m == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / m))
+
+
+def ssim(x, ref, data_range: float = 1.0) -> float:
+    """Structural similarity (SSIM) of ``x`` against ``ref``, with Wang et al.'s (2004) settings.
+
+    Computed by scikit-image (``skimage.metrics.structural_similarity``) with an 11x11 Gaussian
+    window of standard deviation 1.5 and population covariances, the settings of the paper that
+    defined SSIM; the mean over channels for a colour image.
+
+    Args:
+        x, ref: arrays or tensors of the same shape, ``(C, H, W)`` or ``(H, W)``, intensities in
+            [0, data_range]; H and W at least 11 pixels (the window).
+        data_range: the peak value (1.0 for images in [0, 1]).
+
+    Returns:
+        The mean SSIM, a number in [-1, 1] (1 for identical images); no unit.
+    """
+    from skimage.metrics import structural_similarity
+
+    x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64)
+    ref = np.asarray(ref.detach().cpu() if torch.is_tensor(ref) else ref, dtype=np.float64)
+    if x.shape != ref.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(ref.shape)}")
+    if x.ndim not in (2, 3) or min(x.shape[-2:]) < 11:
+        raise ValueError(f"ssim needs (C, H, W) or (H, W) images of at least 11x11 pixels, got {x.shape}")
+    if x.ndim == 3 and x.shape[0] == 1:
+        x, ref = x[0], ref[0]
+    return float(structural_similarity(
+        x, ref, data_range=data_range, channel_axis=0 if x.ndim == 3 else None,
+        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    ))
 
 
 def spearman(a, b) -> float:

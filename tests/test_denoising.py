@@ -11,6 +11,7 @@ import dipnb
 from dipnb.cli import main
 from dipnb.errors import ConfigError
 from dipnb.experiments import denoising_table as dtab
+from dipnb.metrics import ssim
 from dipnb.plots import denoising as pden
 
 # 64x64 house (the DIP needs 32 pixels per side for its 5 scales), a few steps per model.
@@ -26,9 +27,16 @@ def tiny_table(images) -> dict:
 
 
 def test_single_run_summary(tiny_denoising, one_thread):
-    s = dipnb.run("denoising", verbose=False, **tiny_denoising).summary()
+    r = dipnb.run("denoising", verbose=False, **tiny_denoising)
+    s = r.summary()
     assert {"noisy_psnr", "best_psnr", "best_iteration", "final_psnr"} <= set(s)
     assert s["best_psnr"] >= s["final_psnr"]
+    # SSIM is of the same images as the PSNR beside it
+    d = r.data
+    assert s["noisy_ssim"] == pytest.approx(ssim(d["noisy"], d["clean"]))
+    assert s["best_ssim"] == pytest.approx(ssim(d["best_output"], d["clean"]))
+    assert s["final_ssim"] == pytest.approx(ssim(d["final_output"], d["clean"]))
+    assert s["best_ssim"] != s["noisy_ssim"]
 
 
 def test_paper_table_is_consistent():
@@ -62,6 +70,9 @@ def test_table_runs_and_summarises(tiny_table, one_thread):
         assert s["best_psnr"][m]["house"]["mean"] == pytest.approx(np.mean(vals))
         assert s["best_psnr"][m]["house"]["std"] == pytest.approx(np.std(vals, ddof=1))
         assert s["mean_over_images"][m] == pytest.approx(np.mean(vals))
+        unit_ssim = [dtab.load_unit(r, "house", m, seed).data["best_ssim"] for seed in range(2)]
+        assert r.data["best_ssim"][m]["house"] == pytest.approx(unit_ssim)
+        assert s["best_ssim"][m]["house"]["mean"] == pytest.approx(np.mean(unit_ssim))
     assert s["noisy_psnr"]["house"] == pytest.approx(20.3, abs=0.3)
     assert s["paper_mean_over_images"]["dip"] == pytest.approx(26.89)
     json.dumps(s)

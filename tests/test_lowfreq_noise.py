@@ -11,7 +11,7 @@ import dipnb
 from dipnb.cli import main
 from dipnb.errors import ConfigError
 from dipnb.experiments import lowfreq_noise as lf
-from dipnb.metrics import psnr
+from dipnb.metrics import psnr, ssim
 from dipnb.plots import denoising as pden
 
 # 32x32 barbara (grayscale), a 2-scale DIP of 8 channels: well under a second.
@@ -34,6 +34,8 @@ def test_summary_keys_and_shapes(tiny, one_thread):
     assert d["snapshots"].shape == (4, 1, 32, 32) and list(d["snapshot_iterations"]) == [0, 10, 20, 29]
     assert s["best_psnr"] == pytest.approx(d["psnr"].max())
     assert s["early_iteration"] == 20
+    assert s["best_ssim"] == pytest.approx(ssim(d["best_output"], d["clean"]))
+    assert s["noisy_ssim"] == pytest.approx(ssim(d["noisy"], d["clean"]))
     json.dumps(s)  # JSON-ready
 
 

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import dipnb
+from dipnb import plots
 from dipnb import stopping as S
 from dipnb.cli import main
 from dipnb.errors import ConfigError
+from dipnb.metrics import ssim
 
 TINY = dict(image="house", width=8, depth=3, iterations=30, record_every=5, downsample=8)
 
@@ -84,6 +86,8 @@ def test_stopping_experiment_applies_every_rule_and_writes_the_chosen_output(tmp
     s = res.summary()
     for rule in S.RULES:
         assert f"{rule}_iteration" in s and f"{rule}_psnr" in s
+        out_ = res.data["rules"][rule]["output"]
+        assert s[f"{rule}_ssim"] == pytest.approx(ssim(out_, res.data["clean"]))
     assert s["oracle_psnr"] >= max(s[f"{r}_psnr"] for r in S.RULES) - 1e-9
     assert res.data["snapshots"].shape[:2] == (2, len(res.data["iterations"]))
     assert out.exists()
@@ -138,6 +142,14 @@ def test_benchmark_tunes_on_some_images_and_scores_on_others():
     assert all(v >= 0 for v in d["mean_loss"].values())
     assert set(d["tuned"]) == {"eps", "variance", "band", "whiteness"}
     assert res.summary()["scored_on"] == ["f16"]
+    # the SSIM of each rule is that of the outputs it chose, one per seed
+    traj = [dipnb.run("stopping", profile="quick", image="f16", seed=s, width=8, iterations=40, record_every=5,
+                      size=64).data for s in range(2)]
+    for rule, per in d["ssim"].items():
+        chosen = [t["snapshots"][0, list(t["iterations"]).index(it)].astype(np.float32)
+                  for t, it in zip(traj, d["iterations"][rule]["f16"], strict=True)]
+        assert per["f16"] == pytest.approx([ssim(c, t["clean"]) for c, t in zip(chosen, traj, strict=True)])
+    assert "mean SSIM" in plots.stopping.loss_table_markdown(d)
 
 
 def test_cli_stopping_writes_png(tmp_path):
@@ -145,3 +157,58 @@ def test_cli_stopping_writes_png(tmp_path):
     args = ["run", "stopping", "--quiet", "--set", f"output={out}"] + [f"--set={k}={v}" for k, v in TINY.items()]
     assert main(args) == 0 and out.exists()
     assert main(["run", "stopping", "--set", "rule=nope"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# dipnb.plots.stopping: each figure and table shows the numbers it is given, where it says
+# ----------------------------------------------------------------------------------------------
+
+BENCH = {
+    "loss": {"oracle": {"f16": (0.0, 0.0), "peppers": (0.0, 0.0)},
+             "final": {"f16": (2.5, 0.25), "peppers": (3.0, 0.5)},
+             "eps": {"f16": (0.75, 0.125), "peppers": (1.25, 0.0)}},
+    "iterations": {"oracle": {"f16": [100, 120], "peppers": [90, 90]},
+                   "final": {"f16": [300, 300], "peppers": [300, 300]},
+                   "eps": {"f16": [80, 100], "peppers": [60, 70]}},
+    "mean_loss": {"oracle": 0.0, "final": 2.75, "eps": 1.0},
+    "mean_ssim": {"oracle": 0.8125, "final": 0.5, "eps": 0.75},
+}
+
+
+def test_loss_table_shows_every_rule_with_its_numbers():
+    text = plots.stopping.loss_table_markdown(BENCH)
+    rows = [r for r in text.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    assert len(rows) == 3
+    final = next(r for r in rows if r.startswith(f"| {plots.stopping.RULE_LABELS['final']} |"))
+    cells = [c.strip() for c in final.strip("|").split("|")]
+    assert cells[1] == "2.50 ± 0.25 dB (it. 300)" and cells[2] == "3.00 ± 0.50 dB (it. 300)"
+    assert cells[3:] == ["2.75", "0.500"]
+    eps = next(r for r in rows if "(eps)" in r)
+    assert "0.75 ± 0.12 dB (it. 90)" in eps and eps.rstrip().endswith("| 1.00 | 0.750 |")
+
+
+def test_loss_bars_have_the_losses_as_heights_and_leave_out_the_oracle():
+    import matplotlib.pyplot as plt
+
+    ax = plots.stopping.loss_bars(BENCH)
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == sorted([2.5, 3.0, 0.75, 1.25])
+    assert [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()] == [
+        plots.stopping.RULE_LABELS[r] for r in ("final", "eps")]
+    plt.close("all")
+
+
+def test_trajectory_marks_each_rule_where_it_stops():
+    import matplotlib.pyplot as plt
+
+    traj = dipnb.run("stopping", profile="quick", **TINY).data
+    ax = plots.stopping.trajectory_with_rules(traj)
+    marks = {ln.get_label(): (ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines if ln.get_marker() == "o"}
+    for rule, info in traj["rules"].items():
+        x, y = marks[plots.stopping.RULE_LABELS[rule]]
+        assert x == info["iteration"] and y == pytest.approx(traj["psnr"][0][info["index"]])
+    fig = plots.stopping.rule_signals(traj)
+    for ax, rule in zip(fig.axes, ("eps", "variance", "band", "whiteness"), strict=True):
+        stops = [ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "--" and ln.get_color() == "0.3"]
+        assert stops == [traj["iterations"][S.apply_rule(rule, traj, S.DEFAULT_PARAMS[rule])]], rule
+    plt.close("all")

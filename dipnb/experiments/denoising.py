@@ -10,7 +10,7 @@ from .. import data as D
 from .. import models as M
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
-from ..metrics import psnr
+from ..metrics import psnr, ssim
 from .engine import Context, experiment
 
 MODELS = ("dip", "linear", "relunet")
@@ -98,6 +98,9 @@ def _summary(data: dict, cfg: DenoisingConfig) -> dict:
         "best_psnr": data["best_psnr"],
         "best_iteration": data["best_iteration"],
         "final_psnr": data["final_psnr"],
+        "noisy_ssim": data["noisy_ssim"],
+        "best_ssim": data["best_ssim"],
+        "final_ssim": data["final_ssim"],
     }
 
 
@@ -111,6 +114,7 @@ def _summary(data: dict, cfg: DenoisingConfig) -> dict:
         "colab": {"image": "house", "iterations": 3000, "downsample": 4},  # the paper's: under a minute on a T4
     },
     summary=_summary,
+    version=2,  # 2: SSIM beside PSNR
 )
 def denoising(cfg: DenoisingConfig, ctx: Context) -> dict:
     """Fit a model to a noisy image and score every recorded output against the clean image."""
@@ -139,5 +143,9 @@ def denoising(cfg: DenoisingConfig, ctx: Context) -> dict:
         "snapshot_iterations": rec.snapshot_iterations,
         "snapshots": None if rec.snapshots is None else rec.snapshots[0],
         "fit_seconds": rec.seconds,
+        # SSIM of the input, of the output at the best PSNR, and of the last output (no unit)
+        "noisy_ssim": ssim(noisy, clean),
+        "best_ssim": ssim(rec.best_output[0], clean),
+        "final_ssim": ssim(rec.final[0], clean),
     }
     return out

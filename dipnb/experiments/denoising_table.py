@@ -149,6 +149,8 @@ def _summary(data: dict, cfg: DenoisingTableConfig) -> dict:
         "seeds": cfg.seeds,
         "noisy_psnr": data["noisy_psnr"],
         "best_psnr": {m: {i: _stats(data["best_psnr"][m][i]) for i in cfg.images} for m in cfg.models},
+        "best_ssim": {m: {i: _stats(data["best_ssim"][m][i]) for i in cfg.images} for m in cfg.models},
+        "noisy_ssim": data["noisy_ssim"],
         "mean_over_images": data["mean_over_images"],
         "paper_mean_over_images": {m: paper_means([i for i in cfg.images if i in PAPER_TABLE2])[m]
                                    for m in cfg.models} if any(i in PAPER_TABLE2 for i in cfg.images) else None,
@@ -174,6 +176,7 @@ def _summary(data: dict, cfg: DenoisingTableConfig) -> dict:
                   "relunet_iterations": 10000},
     },
     summary=_summary,
+    version=2,  # 2: SSIM beside PSNR
     # smoke mode: every model on two images (one square, one Kodak: both image shapes), one seed
     smoke={
         "images": lambda v: tuple(dict.fromkeys([v[0], *[i for i in v if i.startswith("kodim")][:1]])),
@@ -186,8 +189,9 @@ def denoising_table(cfg: DenoisingTableConfig, ctx: Context) -> dict:
     best = {m: {i: [] for i in cfg.images} for m in cfg.models}
     best_it = {m: {i: [] for i in cfg.images} for m in cfg.models}
     final = {m: {i: [] for i in cfg.images} for m in cfg.models}
+    best_ssim = {m: {i: [] for i in cfg.images} for m in cfg.models}
     seconds = {m: {i: [] for i in cfg.images} for m in cfg.models}
-    noisy_psnr, shapes = {}, {}
+    noisy_psnr, noisy_ssim, shapes = {}, {}, {}
     for image in cfg.images:
         for model in cfg.models:
             for seed in range(cfg.seeds):
@@ -196,14 +200,18 @@ def denoising_table(cfg: DenoisingTableConfig, ctx: Context) -> dict:
                 best[model][image].append(d["best_psnr"])
                 best_it[model][image].append(d["best_iteration"])
                 final[model][image].append(d["final_psnr"])
+                best_ssim[model][image].append(d["best_ssim"])
                 seconds[model][image].append(float(d.get("fit_seconds", 0.0)))
                 noisy_psnr.setdefault(image, d["noisy_psnr"])
+                noisy_ssim.setdefault(image, d["noisy_ssim"])
                 shapes.setdefault(image, tuple(d["clean"].shape))
     mean_over_images = {m: float(np.mean([np.mean(best[m][i]) for i in cfg.images])) for m in cfg.models}
     return {
         "best_psnr": best,  # model -> image -> list over seeds (dB)
         "best_iteration": best_it,
         "final_psnr": final,
+        "best_ssim": best_ssim,  # model -> image -> list over seeds: SSIM of the output at the best PSNR
+        "noisy_ssim": noisy_ssim,  # image -> SSIM of the noisy input
         "fit_seconds": seconds,
         "noisy_psnr": noisy_psnr,  # image -> dB (the same noisy image for every run)
         "shapes": shapes,  # image -> (C, H, W) after downsampling (and cropping, for the DIP)

@@ -28,7 +28,7 @@ from .. import data as D
 from .. import models as M
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
-from ..metrics import psnr
+from ..metrics import psnr, ssim
 from .engine import Context, experiment
 
 __all__ = ["LowFreqNoiseConfig", "NOISES", "matched_white_noise", "corrupt", "nearest_snapshot"]
@@ -131,6 +131,9 @@ def _summary(data: dict, cfg: LowFreqNoiseConfig) -> dict:
         "gain": data["best_psnr"] - data["noisy_psnr"],
         "final_psnr": data["final_psnr"],
         "final_psnr_to_input": data["final_psnr_to_input"],
+        "noisy_ssim": data["noisy_ssim"],
+        "best_ssim": data["best_ssim"],
+        "final_ssim": data["final_ssim"],
         "early_iteration": data["early_iteration"],
         "early_noise_fraction": data["early_noise_fraction"],
         "white_sigma": data["white_sigma"],
@@ -147,6 +150,7 @@ def _summary(data: dict, cfg: LowFreqNoiseConfig) -> dict:
         "colab": {"image": "baboon", "downsample": 4, "width": 128, "iterations": 1000, "snapshot_every": 20},
     },
     summary=_summary,
+    version=2,  # 2: SSIM beside PSNR
 )
 def lowfreq_noise(cfg: LowFreqNoiseConfig, ctx: Context) -> dict:
     """Fit a DIP to an image with low-frequency (or white) noise and score it against the clean image."""
@@ -187,6 +191,10 @@ def lowfreq_noise(cfg: LowFreqNoiseConfig, ctx: Context) -> dict:
         "snapshots": rec.snapshots[0],
         "fit_seconds": rec.seconds,
     }
+    # SSIM of the input, of the output at the best PSNR, and of the last output (no unit)
+    out["noisy_ssim"] = ssim(noisy, clean)
+    out["best_ssim"] = ssim(out["best_output"], clean)
+    out["final_ssim"] = ssim(rec.final[0], clean)
     k = int(np.argmin(np.abs(rec.iterations - 20)))  # Fig. 2(b) shows the output at 20 iterations
     out["early_iteration"] = int(rec.iterations[k])
     out["early_noise_fraction"] = float(frac[k])

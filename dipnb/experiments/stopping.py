@@ -18,7 +18,7 @@ from .. import models as M
 from .. import stopping as S
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
-from ..metrics import psnr
+from ..metrics import psnr, ssim
 from .engine import Context, Result, experiment
 
 # The rules, their default parameters and tuning grids live in dipnb.stopping.
@@ -86,6 +86,7 @@ def _summary(data: dict, cfg: StoppingConfig) -> dict:
         out[f"{rule}_iteration"] = info["iteration"]
         if info.get("psnr") is not None:
             out[f"{rule}_psnr"] = info["psnr"]
+            out[f"{rule}_ssim"] = info["ssim"]
     return out
 
 
@@ -115,6 +116,7 @@ def _write_output(res: Result) -> None:
     },
     summary=_summary,
     after=_write_output,
+    version=2,  # 2: SSIM beside PSNR
 )
 def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
     """Fit two DIP runs to a noisy image and apply every stopping rule to the trajectory."""
@@ -151,6 +153,7 @@ def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
             "index": i,
             "iteration": int(traj["iterations"][i]),
             "psnr": float(rec.psnr[0, i]) if reference is not None else None,
+            "ssim": ssim(out, reference) if reference is not None else None,  # no unit
             "output": out,
         }
     traj["rules"] = rules
@@ -207,6 +210,7 @@ def _bench_summary(data: dict, cfg) -> dict:
         "scored_on": list(cfg.score_images),
         "loss_db": {r: {im: [round(m, 3), round(s, 3)] for im, (m, s) in v.items()} for r, v in data["loss"].items()},
         "mean_loss_db": data["mean_loss"],
+        "mean_ssim": data["mean_ssim"],
     }
 
 
@@ -229,6 +233,7 @@ def _bench_summary(data: dict, cfg) -> dict:
                   "width": 128, "iterations": 1000, "record_every": 10},
     },
     summary=_bench_summary,
+    version=2,  # 2: the SSIM of each rule's output
 )
 def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
     """Tune each stopping rule on some images, then score it against the oracle on the others."""
@@ -246,15 +251,17 @@ def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
     tuned, tune_loss = {}, {}
     for rule in ("eps", "variance", "band", "whiteness"):
         tuned[rule], tune_loss[rule] = tune(rule, [t for ts in tune_t.values() for t in ts])
-    loss, iters = {}, {}
+    loss, iters, ssims = {}, {}, {}
     for rule in ("oracle", "final", "eps", "variance", "band", "whiteness"):
         params = tuned.get(rule, {})
-        loss[rule], iters[rule] = {}, {}
+        loss[rule], iters[rule], ssims[rule] = {}, {}, {}
         for im, ts in score_t.items():
             idx = [apply_rule(rule, t, params) for t in ts]
             ls = [_loss(t, i) for t, i in zip(ts, idx, strict=True)]
             loss[rule][im] = (float(np.mean(ls)), float(np.std(ls)))
             iters[rule][im] = [int(t["iterations"][i]) for t, i in zip(ts, idx, strict=True)]
+            ssims[rule][im] = [ssim(t["snapshots"][0, i].astype(np.float32), t["clean"])
+                               for t, i in zip(ts, idx, strict=True)]
     mean_loss = {r: float(np.mean([m for m, _ in v.values()])) for r, v in loss.items()}
     return {
         "tuned": tuned,
@@ -262,6 +269,8 @@ def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
         "loss": loss,
         "iterations": iters,
         "mean_loss": mean_loss,
+        "ssim": ssims,  # rule -> score image -> SSIM of the chosen output, one per seed
+        "mean_ssim": {r: float(np.mean([np.mean(v) for v in per.values()])) for r, per in ssims.items()},
         "oracle_psnr": {im: [float(np.max(t["psnr"][0])) for t in ts] for im, ts in score_t.items()},
         "noisy_psnr": {im: ts[0]["noisy_psnr"] for im, ts in score_t.items()},
     }

@@ -226,39 +226,47 @@ def _hwc(img) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-def table_markdown(summary: Mapping, paper: Mapping | None = None, names: Mapping[str, str] | None = None) -> str:
-    """Our table (mean ± std of the best PSNR over seeds) with the paper's numbers beside it.
+def table_markdown(summary: Mapping, paper: Mapping | None = None, names: Mapping[str, str] | None = None,
+                   metric: str = "psnr") -> str:
+    """Our table (mean ± std over seeds, at each run's best-PSNR output) with the paper's numbers beside it.
 
     Args:
         summary: the summary of a ``denoising-table`` result.
-        paper: image -> model -> (mean, std) from the paper (e.g. ``PAPER_TABLE2``), or None.
+        paper: image -> model -> (mean, std) from the paper (e.g. ``PAPER_TABLE2``), or None;
+            used only for ``metric="psnr"`` (the paper reports no SSIM).
         names: model label -> column title.
+        metric: ``"psnr"`` (dB) or ``"ssim"`` (no unit), both of the output at the best PSNR.
 
     Returns:
         A Markdown table: one row per image and a row of means; each cell "ours (paper)".
     """
+    if metric not in ("psnr", "ssim"):
+        raise ValueError(f"metric {metric!r} is not allowed: use psnr or ssim")
     models, images = summary["models"], summary["images"]
     names = names or {}
+    if metric == "ssim":
+        paper = None
+    values, noisy, digits = summary[f"best_{metric}"], summary[f"noisy_{metric}"], 2 if metric == "psnr" else 3
     head = "| image | noisy input | " + " | ".join(names.get(m, m) for m in models) + " |"
     lines = [head, "|:--|--:|" + "--:|" * len(models)]
     for img in images:
         cells = []
         for m in models:
-            s = summary["best_psnr"][m][img]
-            cell = f"{s['mean']:.2f} ± {s['std']:.2f}"
+            s = values[m][img]
+            cell = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
             if paper and img in paper:
                 pm, ps = paper[img][m]
                 cell += f" ({pm:.2f} ± {ps:.2f})"
             cells.append(cell)
-        lines.append(f"| {img} | {summary['noisy_psnr'][img]:.2f} | " + " | ".join(cells) + " |")
-    mean_noisy = np.mean([summary["noisy_psnr"][i] for i in images])
+        lines.append(f"| {img} | {noisy[img]:.{digits}f} | " + " | ".join(cells) + " |")
+    mean_noisy = np.mean([noisy[i] for i in images])
     cells = []
     for m in models:
-        cell = f"**{summary['mean_over_images'][m]:.2f}**"
+        cell = f"**{np.mean([values[m][i]['mean'] for i in images]):.{digits}f}**"
         if paper and all(i in paper for i in images):
             cell += f" ({np.mean([paper[i][m][0] for i in images]):.2f})"
         cells.append(cell)
-    lines.append(f"| **mean** | {mean_noisy:.2f} | " + " | ".join(cells) + " |")
+    lines.append(f"| **mean** | {mean_noisy:.{digits}f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -93,14 +93,18 @@ def loss_bars(bench: dict, ax=None):
 
 
 def loss_table_markdown(bench: dict) -> str:
-    """The benchmark as a Markdown table: loss mean +/- std (dB) and mean chosen iteration."""
+    """The benchmark as a Markdown table: per score image, the PSNR lost against the oracle
+    (mean ± std over seeds, dB) and the mean chosen iteration; then the mean loss (dB) and the
+    mean SSIM of the chosen outputs (no unit) over all score images."""
     images = list(bench["loss"]["oracle"])
-    head = "| rule | " + " | ".join(images) + " | mean loss (dB) |\n|---|" + "---|" * (len(images) + 1) + "\n"
+    head = ("| rule | " + " | ".join(images) + " | mean loss (dB) | mean SSIM |\n|---|"
+            + "---|" * (len(images) + 2) + "\n")
     rows = []
     for rule, per in bench["loss"].items():
         cells = [
             f"{per[im][0]:.2f} ± {per[im][1]:.2f} dB (it. {np.mean(bench['iterations'][rule][im]):.0f})"
             for im in images
         ]
-        rows.append(f"| {RULE_LABELS[rule]} | " + " | ".join(cells) + f" | {bench['mean_loss'][rule]:.2f} |")
+        rows.append(f"| {RULE_LABELS[rule]} | " + " | ".join(cells)
+                    + f" | {bench['mean_loss'][rule]:.2f} | {bench['mean_ssim'][rule]:.3f} |")
     return head + "\n".join(rows)
