@@ -41,11 +41,17 @@ def main() -> None:
                               verbose=False, **fixed)
             times[n] = time.perf_counter() - t0
             assert len(res) == args.runs
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.runs} runs of {args.iterations} iterations")
+    from dipnb.runtime import cpu_name
+
+    load = os.getloadavg()
+    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+          f"{args.runs} runs of {args.iterations} iterations")
     print(f"{'workers':>8}  {'wall s':>8}  {'s/run':>8}")
     for n, t in times.items():
         print(f"{n:>8}  {t:8.1f}  {t / args.runs:8.2f}")
     print(f"speed-up {args.workers} vs 1 worker: {times[1] / times[args.workers]:.2f}x")
+    print(f"load average before / after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} "
+          "(well above 0: other work shared the CPUs)")
 
 
 if __name__ == "__main__":
