@@ -44,11 +44,12 @@ def ssim(x, ref, data_range: float = 1.0) -> float:
 
     Args:
         x, ref: arrays or tensors of the same shape, ``(C, H, W)`` or ``(H, W)``, intensities in
-            [0, data_range]; H and W at least 11 pixels (the window).
+            [0, data_range].
         data_range: the peak value (1.0 for images in [0, 1]).
 
     Returns:
-        The mean SSIM, a number in [-1, 1] (1 for identical images); no unit.
+        The mean SSIM, a number in [-1, 1] (1 for identical images); no unit. NaN for an image
+        smaller than the 11x11 window, where SSIM is not defined.
     """
     from skimage.metrics import structural_similarity
 
@@ -56,8 +57,10 @@ def ssim(x, ref, data_range: float = 1.0) -> float:
     ref = np.asarray(ref.detach().cpu() if torch.is_tensor(ref) else ref, dtype=np.float64)
     if x.shape != ref.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(ref.shape)}")
-    if x.ndim not in (2, 3) or min(x.shape[-2:]) < 11:
-        raise ValueError(f"ssim needs (C, H, W) or (H, W) images of at least 11x11 pixels, got {x.shape}")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"ssim needs (C, H, W) or (H, W) images, got shape {x.shape}")
+    if min(x.shape[-2:]) < 11:
+        return float("nan")
     if x.ndim == 3 and x.shape[0] == 1:
         x, ref = x[0], ref[0]
     return float(structural_similarity(

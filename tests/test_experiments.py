@@ -162,7 +162,7 @@ def test_no_cache_recomputes(tiny_denoising, monkeypatch):
 def test_truncated_cache_file_is_recomputed(tiny_denoising, one_thread):
     first = dipnb.run("denoising", **tiny_denoising)
     store = ResultStore()
-    path = store.path("denoising", config_key("denoising", first.config, E.ENGINE_VERSION))
+    path = store.path("denoising", E.result_key("denoising", first.config))
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.warns(UserWarning, match="unreadable cache file"):
@@ -177,7 +177,7 @@ def test_truncated_cache_file_is_recomputed(tiny_denoising, one_thread):
 def test_foreign_cache_file_is_recomputed(tiny_denoising):
     cfg, _, _ = E.make_config("denoising", **tiny_denoising)
     store = ResultStore()
-    path = store.path("denoising", config_key("denoising", cfg, E.ENGINE_VERSION))
+    path = store.path("denoising", E.result_key("denoising", cfg))
     path.parent.mkdir(parents=True)
     with zipfile.ZipFile(path, "w") as z:  # the result format's container, holding something else
         z.writestr("entry.json", json.dumps({"format": "dipnb-result", "version": 1, "entry": ["not", "a", "result"]}))
@@ -254,7 +254,7 @@ def test_interrupted_experiment_resumes(images, tmp_path, monkeypatch, one_threa
         dipnb.run("denoising", **PEAKY)
     cfg, _, _ = E.make_config("denoising", **PEAKY)
     store = ResultStore()
-    key = config_key("denoising", cfg, E.ENGINE_VERSION)
+    key = E.result_key("denoising", cfg)
     ckpt = store.checkpoint_path("denoising", key)
     assert ckpt.is_file() and not store.path("denoising", key).exists()
 

@@ -236,6 +236,12 @@ def _version(name: str) -> str:
     return ENGINE_VERSION if v == 1 else f"{ENGINE_VERSION}/v{v}"
 
 
+def result_key(name: str, cfg, *, smoke: bool = False) -> str:
+    """The cache key of experiment ``name`` for ``cfg``: a hash of its fields, the files they name,
+    the engine's version and the experiment's own (20 hex digits). A smoke run has a key of its own."""
+    return config_key(name, cfg, _version(name) + ("+smoke" if smoke else ""))
+
+
 def get(name: str) -> Experiment:
     """The registered experiment ``name``; :class:`ConfigError` listing the known ones if unknown."""
     _discover()
@@ -556,7 +562,7 @@ def run_config(
     store = store or ResultStore()
     if smoke:
         cfg = _smoke_config(name, cfg)
-    key = config_key(name, cfg, _version(name) + ("+smoke" if smoke else ""))
+    key = result_key(name, cfg, smoke=smoke)
     where = f"{name} [profile {profile}{f' ({reason})' if reason else ''}{', SMOKE' if smoke else ''}]"
     if cache:
         entry = store.load(name, key)
