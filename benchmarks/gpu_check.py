@@ -40,7 +40,7 @@ STEPS: list[tuple[str, str, tuple[str, ...] | None, tuple[int, ...], dict]] = [
     ("decoupling-1d: conv and linear, 3 seeds", "decoupling-1d", ("conv-separates", "linear-together"),
      (0, 1, 2), {}),
     ("decoupling-1d: wide, deep and one-resolution controls", "decoupling-1d",
-     ("linear-together-wide-deep", "one-resolution-together"), (0,), {}),
+     ("linear-together-wide-deep", "one-resolution-separates-less"), (0,), {}),
     ("upsampling", "upsampling", None, (0,), {}),
     ("gp-prior", "gp-prior", None, (0,), {}),
     ("lowfreq-noise", "lowfreq-noise", None, (0,), {}),

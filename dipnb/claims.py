@@ -570,12 +570,17 @@ def _dec_linear_big(profile: str, seed: int, smoke: bool) -> list[Check]:
     return out
 
 
-@claim("decoupling-1d", "one-resolution-together",
-       "Without the encoder-decoder's scales (one resolution), the conv stack does not separate the sines "
-       "(t(k2)/t(k1) < 1.5).")
+@claim("decoupling-1d", "one-resolution-separates-less",
+       "Without the encoder-decoder's scales (one resolution), the same conv stack separates the sines "
+       "less than the encoder-decoder does: its t(k2)/t(k1) is the smaller of the two.")
 def _dec_flat(profile: str, seed: int, smoke: bool) -> list[Check]:
-    v, note = _ratio(_run("decoupling-1d", profile, smoke, model="conv", scales=0, seed=seed))
-    return [Check("one resolution t(k2)/t(k1)", v, "<", 1.5, note)]
+    # Compared with the encoder-decoder of the same seed, not with a fixed bound: at one
+    # resolution the ratio is near 1 on most seeds but reaches 5 or more on some (the page and
+    # the robustness appendix give the spread), so "< 1.5" is not a claim that holds seed by seed.
+    flat, note_flat = _ratio(_run("decoupling-1d", profile, smoke, model="conv", scales=0, seed=seed))
+    encdec, note = _ratio(_run("decoupling-1d", profile, smoke, model="conv", seed=seed))
+    return [Check("one resolution t(k2)/t(k1) / encoder-decoder t(k2)/t(k1)", flat / encdec, "<", 1.0,
+                  note_flat or note)]
 
 
 # ---------------------------------------------------------------------------------------------
