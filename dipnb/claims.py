@@ -787,8 +787,8 @@ def _kv_spread(profile: str, seed: int, smoke: bool) -> list[Check]:
 
 
 @claim("kernel-view", "scales-tilt",
-       "The more scales, the steeper the kernel's spectrum; linear upsampling is steeper than nearest; "
-       "without scales the predicted times are close (< 2x); with linear upsampling the order still holds.")
+       "The more scales, the steeper the kernel's spectrum; bilinear upsampling is steeper than nearest; "
+       "without scales the predicted times are close (< 2x); with bilinear upsampling the order still holds.")
 def _kv_scales(profile: str, seed: int, smoke: bool) -> list[Check]:
     from .experiments.kernel_view import predict
 
@@ -799,16 +799,16 @@ def _kv_scales(profile: str, seed: int, smoke: bool) -> list[Check]:
 
     tilt = {(m, s): spec(m, s)["rho"][2] / spec(m, s)["rho"][50]
             for m, s in (("nearest", 0), ("nearest", 1), ("nearest", 3), ("nearest", -1),
-                         ("linear", 1), ("linear", 3), ("linear", -1))}
+                         ("bilinear", 1), ("bilinear", 3), ("bilinear", -1))}
     nearest = [tilt["nearest", s] for s in (0, 1, 3, -1)]
     t0 = predict(spec("nearest", 0), ks, step_fraction=0.25)["predicted"]
-    lin = _kv(profile, seed, smoke, upsample_mode="linear")
+    lin = _kv(profile, seed, smoke, upsample_mode="bilinear")
     out = [Check("least growth of nearest rho_2/rho_50 with scales (0, 1, 3, all)", float(np.diff(nearest).min()),
                  ">", 0)]
-    out += [Check(f"{s if s > 0 else 'all'} scales: linear tilt / nearest tilt", tilt["linear", s] / tilt["nearest", s],
-                  ">", 1.0) for s in (1, 3, -1)]
+    out += [Check(f"{s if s > 0 else 'all'} scales: bilinear tilt / nearest tilt",
+                  tilt["bilinear", s] / tilt["nearest", s], ">", 1.0) for s in (1, 3, -1)]
     out += [Check("no scales: predicted slowest / fastest", float(np.max(t0) / np.min(t0)), "<", 2.0),
-            Check("linear upsampling: Spearman predicted vs measured",
+            Check("bilinear upsampling: Spearman predicted vs measured",
                   lin.summary()["spearman_predicted_vs_measured"], ">=", 0.8)]
     return out
 

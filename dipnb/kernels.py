@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .spectral import UPSAMPLE_MODES, check_upsample_mode, torch_upsample_options
 
 __all__ = [
     "UPSAMPLE_MODES_1D",
@@ -54,7 +55,7 @@ __all__ = [
     "offset_covariance",
 ]
 
-UPSAMPLE_MODES_1D = ("nearest", "linear", "none")
+UPSAMPLE_MODES_1D = (*UPSAMPLE_MODES, "none")  # none: no upsampling, stride-1 convs only
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,13 +112,12 @@ def upsample_matrix(n: int, mode: str) -> np.ndarray:
     """The ``(2n, n)`` matrix of PyTorch's x2 upsampling of a length-``n`` signal.
 
     Built by upsampling the unit vectors with :func:`torch.nn.functional.interpolate`
-    (``align_corners=False`` for ``linear``), so it matches the network exactly, borders included.
+    (:func:`dipnb.spectral.torch_upsample_options`), so it matches the network exactly, borders
+    included. ``mode`` is ``nearest`` or ``bilinear`` (linear interpolation).
     """
-    if mode not in ("nearest", "linear"):
-        raise ConfigError(f"upsampling mode {mode!r} is not allowed: use nearest or linear")
+    check_upsample_mode(mode, "upsampling mode")
     eye = torch.eye(n, dtype=torch.float64)[:, None, :]  # (n, 1, n): n unit signals
-    kw = {"align_corners": False} if mode == "linear" else {}
-    up = F.interpolate(eye, scale_factor=2, mode=mode, **kw)[:, 0, :]  # (n, 2n)
+    up = F.interpolate(eye, scale_factor=2, **torch_upsample_options(mode, 1))[:, 0, :]  # (n, 2n)
     return up.T.numpy()
 
 
@@ -154,7 +154,7 @@ class Decoder1dConfig:
     width: int = 64  # channels of every hidden layer (the theory's infinite limit)
     stages: int = 3  # x2 upsamplings (each followed by conv-ReLU); the input has length / 2**stages
     kernel_size: int = 3  # taps of every convolution (odd)
-    upsample_mode: str = "linear"  # nearest | linear | none (no upsampling: stride-1 convs only)
+    upsample_mode: str = "bilinear"  # nearest | bilinear (linear interpolation) | none (stride-1 convs only)
     weight_var: float = 2.0  # sigma_w^2: weights ~ N(0, sigma_w^2 / fan_in), He's choice for ReLU
     bias_std: float = 0.0  # sigma_b: biases ~ N(0, sigma_b^2)
 
@@ -167,10 +167,7 @@ class Decoder1dConfig:
             raise ConfigError(f"stages must be an integer in [0, 10], got {self.stages!r}")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd (to keep the length), got {self.kernel_size}")
-        if self.upsample_mode not in UPSAMPLE_MODES_1D:
-            raise ConfigError(
-                f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES_1D)}"
-            )
+        check_upsample_mode(self.upsample_mode, "upsample_mode", UPSAMPLE_MODES_1D)
         if self.length % self.scale:
             raise ConfigError(
                 f"length {self.length} cannot be reached by {self.stages} x2 upsamplings: it must be a "
@@ -219,7 +216,7 @@ class ConvReLUDecoder1d(nn.Module):
         mode = self.cfg.upsample_mode
         if mode == "none":
             return x
-        return F.interpolate(x, scale_factor=2, mode=mode, **({"align_corners": False} if mode == "linear" else {}))
+        return F.interpolate(x, scale_factor=2, **torch_upsample_options(mode, 1))
 
     @staticmethod
     def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -247,8 +244,7 @@ class ConvReLUDecoder1d(nn.Module):
         n_layers = len(self.weights)
         for j, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if 0 < j < n_layers - 1 and cfg.upsample_mode != "none":
-                kw = {"align_corners": False} if cfg.upsample_mode == "linear" else {}
-                layers.append(nn.Upsample(scale_factor=2, mode=cfg.upsample_mode, **kw))
+                layers.append(nn.Upsample(scale_factor=2, **torch_upsample_options(cfg.upsample_mode, 1)))
             cout, cin, k = w.shape[1:]
             conv = nn.Conv1d(cin, cout, k, padding=k // 2)
             with torch.no_grad():

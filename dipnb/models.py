@@ -26,6 +26,7 @@ from torch import nn
 
 from .data import input_noise
 from .errors import ConfigError
+from .spectral import check_upsample_mode, torch_upsample_options
 
 __all__ = [
     "SkipConfig",
@@ -53,9 +54,6 @@ __all__ = [
     "count_parameters",
     "seeded",
 ]
-
-UPSAMPLE_MODES = ("nearest", "bilinear")
-
 
 @contextmanager
 def seeded(seed: int):
@@ -108,10 +106,7 @@ class SkipConfig:
         for name in ("in_channels", "out_channels", "depth", "width", "kernel_size", "upsample_factor"):
             _check_positive(name, getattr(self, name))
         _check_positive("skip_channels", self.skip_channels, allow_zero=True)
-        if self.upsample_mode not in UPSAMPLE_MODES:
-            raise ConfigError(
-                f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES)}"
-            )
+        check_upsample_mode(self.upsample_mode, "upsample_mode")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd (to keep the size), got {self.kernel_size}")
 
@@ -132,11 +127,7 @@ class _SkipLevel(nn.Module):
         down = _conv_bn_act(cin, w, k, f, bn, a) + _conv_bn_act(w, w, k, 1, bn, a)
         self.down = nn.Sequential(*down)
         self.deeper = deeper
-        self.up = nn.Upsample(
-            scale_factor=f,
-            mode=cfg.upsample_mode,
-            **({"align_corners": False} if cfg.upsample_mode == "bilinear" else {}),
-        )
+        self.up = nn.Upsample(scale_factor=f, **torch_upsample_options(cfg.upsample_mode, 2))
         merged = s + w
         merge: list[nn.Module] = [nn.BatchNorm2d(merged)] if bn else []
         merge += _conv_bn_act(merged, w, k, 1, bn, a) + _conv_bn_act(w, w, 1, 1, bn, a)
@@ -257,7 +248,7 @@ class ConvAE1dConfig:
     depth: int = 10  # conv layers in all: depth // 2 going down, the rest going up (the paper's 10)
     scales: int | None = None  # how many down layers halve the length (default: all depth // 2)
     kernel_size: int = 3  # taps of each conv
-    upsample_mode: str = "nearest"  # "nearest" or "linear" before each up conv that doubles the length
+    upsample_mode: str = "nearest"  # nearest | bilinear (linear interpolation) before each up conv
     batch_norm: bool = True  # BatchNorm after each conv
     negative_slope: float = 0.2  # LeakyReLU slope
 
@@ -268,8 +259,7 @@ class ConvAE1dConfig:
             raise ConfigError(f"depth must be an integer >= 2, got {self.depth!r}")
         if self.scales is not None and not (isinstance(self.scales, int) and 0 <= self.scales <= self.depth // 2):
             raise ConfigError(f"scales must be an integer in [0, depth // 2 = {self.depth // 2}], got {self.scales!r}")
-        if self.upsample_mode not in ("nearest", "linear"):
-            raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use nearest or linear")
+        check_upsample_mode(self.upsample_mode, "upsample_mode")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd, got {self.kernel_size}")
 
@@ -299,7 +289,7 @@ class ConvAE1d(nn.Module):
             cin = cfg.width
         for i in range(n_up):
             if i >= n_up - s:
-                layers.append(nn.Upsample(scale_factor=2, mode=cfg.upsample_mode))
+                layers.append(nn.Upsample(scale_factor=2, **torch_upsample_options(cfg.upsample_mode, 1)))
             layers += _conv_bn_act(cfg.width, cfg.width, cfg.kernel_size, 1, cfg.batch_norm, cfg.negative_slope, dims=1)
         layers.append(nn.Conv1d(cfg.width, cfg.channels, 1))
         self.net = nn.Sequential(*layers)
@@ -397,9 +387,7 @@ class DecoderConfig:
             _check_positive(name, getattr(self, name))
         for name in ("convs_before", "convs_after", "kernel_stride"):
             _check_positive(name, getattr(self, name), allow_zero=True)
-        if self.upsample_mode not in UPSAMPLE_MODES:
-            allowed = ", ".join(UPSAMPLE_MODES)
-            raise ConfigError(f"upsample_mode {self.upsample_mode!r} is not allowed: use one of {allowed}")
+        check_upsample_mode(self.upsample_mode, "upsample_mode")
 
 
 def upsampling_matrix(n_in: int, mode: str, stride: int, kernel_stride: int) -> torch.Tensor:
@@ -417,8 +405,7 @@ def upsampling_matrix(n_in: int, mode: str, stride: int, kernel_stride: int) -> 
     Returns:
         float64 ``(n_in * stride, n_in)``; row ``m`` holds the weights of output sample ``m``.
     """
-    if mode not in UPSAMPLE_MODES:
-        raise ConfigError(f"mode {mode!r} is not allowed: use one of {', '.join(UPSAMPLE_MODES)}")
+    check_upsample_mode(mode)
     for name, v in (("n_in", n_in), ("stride", stride), ("kernel_stride", kernel_stride)):
         _check_positive(name, v)
     L, K = int(stride), int(kernel_stride)
@@ -477,11 +464,7 @@ class UpsampleDecoder(nn.Module):
             cin = cfg.width
         if cfg.kernel_stride in (0, cfg.stride):
             layers.append(
-                nn.Upsample(
-                    scale_factor=cfg.stride,
-                    mode=cfg.upsample_mode,
-                    **({"align_corners": False} if cfg.upsample_mode == "bilinear" else {}),
-                )
+                nn.Upsample(scale_factor=cfg.stride, **torch_upsample_options(cfg.upsample_mode, 2))
             )
         else:
             layers.append(FixedKernelUpsample(cfg.upsample_mode, cfg.stride, cfg.kernel_stride))

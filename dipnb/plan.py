@@ -672,8 +672,8 @@ def _kernel_view(p: str) -> list[Call]:
     calls += [("kernel-spectrum", {"width": w}) for w in _SPECTRUM_WIDTHS[p]]
     calls += [("kernel-spectrum", {"upsample_mode": m, "scales": s})
               for m, s in (("nearest", 0), ("nearest", 1), ("nearest", 3), ("nearest", -1),
-                           ("linear", 1), ("linear", 3), ("linear", -1))]
-    calls.append(("kernel-view", {"upsample_mode": "linear"}))
+                           ("bilinear", 1), ("bilinear", 3), ("bilinear", -1))]
+    calls.append(("kernel-view", {"upsample_mode": "bilinear"}))
     return calls
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "measured_response",
     "UPSAMPLE_MODES",
     "check_mode_stride",
+    "check_upsample_mode",
+    "torch_upsample_options",
     "analytic_response",
     "torch_upsample_1d",
     "dc_gain",
@@ -180,13 +182,42 @@ def convergence_iteration(iterations, values, delta: float, *, hold: int = 1) ->
 # Upsampling as zero insertion followed by a fixed kernel (paper Sec. 3.2 and Appendix E)
 # --------------------------------------------------------------------------------------------
 
+# One name per upsampler, in 1D and 2D alike: "bilinear" is linear interpolation along every
+# axis (PyTorch spells it "linear" in 1D and "bilinear" in 2D; torch_upsample_options translates).
 UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+def check_upsample_mode(mode, what: str = "mode", allowed: tuple[str, ...] = UPSAMPLE_MODES) -> None:
+    """Raise :class:`ConfigError` unless ``mode`` is one of ``allowed`` (by default nearest, bilinear)."""
+    if isinstance(mode, str) and mode in allowed:
+        return
+    hint = " (linear interpolation is called bilinear here, in 1D as in 2D)" if mode == "linear" else ""
+    options = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else allowed[0]
+    raise ConfigError(f"{what} {mode!r} is not allowed: use {options}{hint}")
+
+
+def torch_upsample_options(mode: str, dims: int) -> dict:
+    """The ``mode`` (and ``align_corners``) arguments of ``F.interpolate`` / ``nn.Upsample``.
+
+    Args:
+        mode: ``nearest`` or ``bilinear``.
+        dims: spatial axes of the signal, 1 (``(N, C, L)``) or 2 (``(N, C, H, W)``).
+
+    Returns:
+        keyword arguments: ``{"mode": "nearest"}``, or linear interpolation with
+        ``align_corners=False`` (``"linear"`` in 1D, ``"bilinear"`` in 2D).
+    """
+    check_upsample_mode(mode)
+    if dims not in (1, 2):
+        raise ConfigError(f"dims must be 1 or 2 (spatial axes), got {dims!r}")
+    if mode == "nearest":
+        return {"mode": "nearest"}
+    return {"mode": "linear" if dims == 1 else "bilinear", "align_corners": False}
 
 
 def check_mode_stride(mode: str, stride) -> None:
     """Raise :class:`ConfigError` unless ``mode`` is an upsampling mode and ``stride`` a positive integer."""
-    if mode not in UPSAMPLE_MODES:
-        raise ConfigError(f"mode {mode!r} is not allowed: use nearest or bilinear")
+    check_upsample_mode(mode)
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride <= 0:
         raise ConfigError(f"stride must be a positive integer (the upsampling factor), got {stride!r}")
 
@@ -277,9 +308,7 @@ def measured_response(mode: str, stride: int, n_out: int = 4096) -> tuple[np.nda
     n_in = max(n_out // stride, 8)
     x = torch.zeros(1, 1, n_in, dtype=torch.float64)
     x[..., n_in // 2] = 1.0
-    tmode = "nearest" if mode == "nearest" else "linear"
-    kwargs = {} if tmode == "nearest" else {"align_corners": False}
-    y = F.interpolate(x, scale_factor=stride, mode=tmode, **kwargs)[0, 0].numpy()  # (n_in * L,)
+    y = F.interpolate(x, scale_factor=stride, **torch_upsample_options(mode, 1))[0, 0].numpy()  # (n_in * L,)
     H = np.abs(np.fft.rfft(y))
     k = np.fft.rfftfreq(y.size)
     return k, H / H[0]
@@ -325,10 +354,7 @@ def torch_upsample_1d(x, mode: str, stride: int) -> np.ndarray:
     """
     check_mode_stride(mode, stride)
     t = torch.as_tensor(np.asarray(x, dtype=np.float64))[None, None]  # (1, 1, N)
-    if mode == "nearest":
-        y = F.interpolate(t, scale_factor=int(stride), mode="nearest")
-    else:
-        y = F.interpolate(t, scale_factor=int(stride), mode="linear", align_corners=False)
+    y = F.interpolate(t, scale_factor=int(stride), **torch_upsample_options(mode, 1))
     return y[0, 0].numpy()
 
 

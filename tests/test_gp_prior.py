@@ -57,7 +57,7 @@ def test_kernel_experiment():
     assert d["rho_theory"][0] == d["rho_empirical"][0] == 1.0
     assert d["kernel_theory"].shape == (48, 48)
     assert d["examples"].shape == (4, 48)
-    assert set(d["theory_lengths"]) == {"nearest", "linear"}
+    assert set(d["theory_lengths"]) == {"nearest", "bilinear"}
     assert 0 <= res.summary()["kernel_max_abs_error"] < 1
 
 
@@ -84,15 +84,15 @@ def test_chapter_experiment_and_summary():
         ("gp-prior", dict(width=0), "width"),
         ("gp-prior", dict(samples=1), "samples"),
         ("gp-prior", dict(seed=-1), "seed"),
-        ("gp-prior", dict(upsample_mode="cubic"), "nearest, bilinear"),
+        ("gp-prior", dict(upsample_mode="cubic"), "nearest or bilinear"),
         ("gp-prior", dict(depths=()), "depths"),
         ("gp-prior", dict(depths=(2, 9)), "depths"),
         ("gp-prior", dict(modes=("nearest", "nearest")), "distinct"),
-        ("gp-prior", dict(modes=("area",)), "nearest, bilinear"),
+        ("gp-prior", dict(modes=("area",)), "nearest or bilinear"),
         ("gp-prior", dict(kernel_width=0), "width"),
         ("gp-prior", dict(kernel_samples=1), "samples"),
         ("gp-prior", dict(kernel_stages=11), "stages"),
-        ("gp-prior", dict(kernel_mode="bilinear"), "nearest, linear, none"),
+        ("gp-prior", dict(kernel_mode="linear"), "nearest, bilinear or none"),
         ("gp-prior-samples", dict(size=32, max_offset=12), "too small"),
         ("gp-prior-samples", dict(skip_channels=-1), "skip_channels"),
         ("gp-prior-samples", dict(blocks=0), "blocks"),

@@ -109,7 +109,7 @@ def test_adam_as_headline():
         ({"scales": 3}, "scales"),
         ({"scales": -2}, "scales"),
         ({"length": 34, "scales": 2}, "halved"),
-        ({"upsample_mode": "bilinear"}, "upsample_mode"),
+        ({"upsample_mode": "linear"}, "called bilinear"),
         ({"seed": -1}, "seed"),
         ({"frequencies": (3,)}, "at least 2"),
         ({"frequencies": (2, 16)}, "frequency 16"),

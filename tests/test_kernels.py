@@ -61,11 +61,11 @@ def test_conv_kernel_rejects_even_taps():
         K.conv_kernel(np.eye(4), 2)
 
 
-@pytest.mark.parametrize("mode", ["nearest", "linear"])
-def test_upsample_matrix_matches_torch(rng, mode):
+@pytest.mark.parametrize("mode, torch_mode", [("nearest", "nearest"), ("bilinear", "linear")])
+def test_upsample_matrix_matches_torch(rng, mode, torch_mode):
     x = torch.randn(1, 1, 13, generator=rng, dtype=torch.float64)
-    kw = {"align_corners": False} if mode == "linear" else {}
-    y = F.interpolate(x, scale_factor=2, mode=mode, **kw)[0, 0].numpy()
+    kw = {"align_corners": False} if torch_mode == "linear" else {}
+    y = F.interpolate(x, scale_factor=2, mode=torch_mode, **kw)[0, 0].numpy()
     U = K.upsample_matrix(13, mode)
     assert U.shape == (26, 13)
     assert np.allclose(U @ x[0, 0].numpy(), y)
@@ -73,7 +73,7 @@ def test_upsample_matrix_matches_torch(rng, mode):
 
 
 def test_upsample_matrix_rejects_unknown_mode():
-    with pytest.raises(ConfigError, match="nearest or linear"):
+    with pytest.raises(ConfigError, match="nearest or bilinear"):
         K.upsample_matrix(4, "cubic")
 
 
@@ -89,7 +89,7 @@ def test_input_gram_is_channel_average(rng):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, stages, length", [("linear", 2, 44), ("nearest", 3, 24), ("none", 2, 37)])
+@pytest.mark.parametrize("mode, stages, length", [("bilinear", 2, 44), ("nearest", 3, 24), ("none", 2, 37)])
 def test_decoder_members_are_plain_nets(rng, mode, stages, length):
     nets = K.build_decoder1d(seed=1, n_nets=3, length=length, in_channels=3, width=5, stages=stages,
                              kernel_size=5, upsample_mode=mode, bias_std=0.3)
@@ -123,7 +123,7 @@ def test_sample_decoder_is_reproducible():
     [
         (dict(length=30, stages=2), "multiple of 4"),
         (dict(kernel_size=4), "odd"),
-        (dict(upsample_mode="bilinear"), "nearest, linear, none"),
+        (dict(upsample_mode="linear"), "nearest, bilinear or none .linear interpolation is called bilinear"),
         (dict(width=0), "width"),
         (dict(in_channels=-1), "in_channels"),
         (dict(stages=11), "stages"),
@@ -161,7 +161,7 @@ def test_decoder_kernel_without_upsampling_is_spike_plus_plateau():
 
 
 def test_decoder_kernel_is_a_covariance():
-    cfg = K.Decoder1dConfig(length=48, stages=2, upsample_mode="linear", bias_std=0.2)
+    cfg = K.Decoder1dConfig(length=48, stages=2, upsample_mode="bilinear", bias_std=0.2)
     Kt = K.decoder_kernel(cfg)
     assert Kt.shape == (48, 48)
     assert np.allclose(Kt, Kt.T)
@@ -182,7 +182,7 @@ def test_upsampling_lengthens_the_kernel():
 
 
 def test_theory_matches_samples_small(one_thread):
-    cfg = K.Decoder1dConfig(length=64, width=32, stages=2, in_channels=16, upsample_mode="linear")
+    cfg = K.Decoder1dConfig(length=64, width=32, stages=2, in_channels=16, upsample_mode="bilinear")
     z = torch.randn(1, 16, 16, generator=torch.Generator().manual_seed(1))
     y = K.sample_decoder1d(cfg, z, 600, seed=0)
     th = K.kernel_profile(K.decoder_kernel(cfg, K.input_gram(z)), 8, 16)

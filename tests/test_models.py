@@ -171,7 +171,7 @@ def test_dip_linear_width_zero():
         ({"width": 16, "depth": 4}, 64),
         ({"width": 16, "depth": 10, "scales": 0}, 37),  # no halving: any length
         ({"width": 16, "depth": 6, "scales": 2}, 36),
-        ({"width": 16, "depth": 5, "upsample_mode": "linear"}, 32),  # odd depth: 2 down, 3 up
+        ({"width": 16, "depth": 5, "upsample_mode": "bilinear"}, 32),  # odd depth: 2 down, 3 up
         ({"width": 8, "channels": 2, "batch_norm": False}, 64),
     ],
 )
@@ -210,7 +210,7 @@ def test_conv1d_one_sample_at_the_deepest_scale(rng):
         ({"width": 0}, "width"),
         ({"depth": 1}, "depth"),
         ({"scales": 6}, "scales"),
-        ({"upsample_mode": "bilinear"}, "bilinear"),
+        ({"upsample_mode": "linear"}, "called bilinear"),
         ({"kernel_size": 2}, "kernel_size"),
     ],
 )

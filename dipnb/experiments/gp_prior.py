@@ -60,8 +60,7 @@ def _int_at_least(name: str, value, low: int) -> None:
 
 
 def _check_mode(name: str, mode: str, allowed) -> None:
-    if mode not in allowed:
-        raise ConfigError(f"{name} {mode!r} is not allowed: use one of {', '.join(allowed)}")
+    spectral.check_upsample_mode(mode, name, allowed)
 
 
 def _check_size(size: int, depth: int, max_offset: int, blocks: int) -> None:
@@ -103,7 +102,7 @@ class SamplesConfig:
         _int_at_least("skip_channels", self.skip_channels, 0)
         _int_at_least("keep", self.keep, 0)
         _int_at_least("seed", self.seed, 0)
-        _check_mode("upsample_mode", self.upsample_mode, M.UPSAMPLE_MODES)
+        _check_mode("upsample_mode", self.upsample_mode, spectral.UPSAMPLE_MODES)
         if self.depth > 8:
             raise ConfigError(f"depth must be at most 8, got {self.depth}")
         _check_size(self.size, self.depth, self.max_offset, self.blocks)
@@ -251,7 +250,7 @@ def gp_prior_samples(cfg: SamplesConfig, ctx: Context) -> dict:
 class KernelConfig:
     length: int = 128  # length of the output signal (samples)
     stages: int = 3  # x2 upsamplings of the 1D decoder (its input has length / 2**stages)
-    upsample_mode: str = "linear"  # nearest | linear | none (stride-1 convs only)
+    upsample_mode: str = "bilinear"  # nearest | bilinear (linear interpolation) | none (stride-1 convs only)
     width: int = 256  # channels of every hidden layer (the theory's infinite limit)
     in_channels: int = 32  # channels of the input noise z
     kernel_size: int = 3  # taps of every convolution
@@ -280,7 +279,7 @@ class KernelConfig:
         )
 
 
-def theory_lengths(modes=("nearest", "linear"), stages=(1, 2, 3, 4, 5), length: int = 256) -> dict:
+def theory_lengths(modes=("nearest", "bilinear"), stages=(1, 2, 3, 4, 5), length: int = 256) -> dict:
     """Correlation length (samples) of the ideal infinite-width kernel, per mode and stage count.
 
     The kernel is centred (each sample's mean removed, as for the 2D samples) and profiled away
@@ -309,6 +308,7 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
     profiles={"quick": {"width": 64, "samples": 2000}, "paper": {"width": 256, "samples": 10000},
               "colab": {"width": 256, "samples": 10000}},
     summary=_kernel_summary,
+    version=2,  # 2: the theory's lengths keyed "bilinear" (was "linear"), one mode name in 1D and 2D
 )
 def gp_prior_kernel(cfg: KernelConfig, ctx: Context) -> dict:
     """A small 1D conv-ReLU decoder: the infinite-width kernel against the measured covariance."""
@@ -361,7 +361,7 @@ class GPPriorConfig:
     kernel_width: int = 256  # channels of the 1D decoder compared with the theory
     kernel_samples: int = 10000  # 1D decoders drawn
     kernel_stages: int = 3  # x2 upsamplings of the 1D decoder
-    kernel_mode: str = "linear"  # nearest | linear | none: upsampling of the 1D decoder
+    kernel_mode: str = "bilinear"  # nearest | bilinear | none: upsampling of the 1D decoder
 
     def __post_init__(self):
         if not self.depths:
@@ -369,7 +369,7 @@ class GPPriorConfig:
         if not self.modes or len(set(self.modes)) != len(self.modes):
             raise ConfigError(f"modes must list distinct upsampling modes (nearest, bilinear), got {self.modes!r}")
         for m in self.modes:
-            _check_mode("each of modes", m, M.UPSAMPLE_MODES)
+            _check_mode("each of modes", m, spectral.UPSAMPLE_MODES)
         for d in self.depths:
             if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 8:
                 raise ConfigError(f"each of depths must be an integer in [1, 8], got {d!r}")

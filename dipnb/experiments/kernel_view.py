@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .. import models as M
-from .. import ntk
+from .. import ntk, spectral
 from ..errors import ConfigError, FitDivergedError
 from ..fit import FitConfig, fit
 from ..metrics import spearman
@@ -36,7 +36,6 @@ __all__ = ["KernelConfig", "KernelViewConfig", "MODELS", "OPTIMIZERS", "AUTO_GD_
 MODELS = M.MODELS_1D
 resolve_scales, build_1d = M.resolve_scales, M.build_1d
 OPTIMIZERS = ("gd", "adam")
-UPSAMPLE_MODES = ("nearest", "linear")
 # gd_step = 0 picks these fractions of the linearised stability limit N / lambda_max. The deep fully
 # connected twin is far from linear: above ~0.005 of the limit its real loss diverges in a few steps.
 AUTO_GD_STEP = {"conv": 0.25, "linear": 0.002}
@@ -72,8 +71,7 @@ def _check_kernel_fields(cfg) -> None:
         raise ConfigError(
             f"length {cfg.length} cannot be halved scales={s} times: use a multiple of {2**s} or fewer scales"
         )
-    if cfg.upsample_mode not in UPSAMPLE_MODES:
-        raise ConfigError(f"upsample_mode {cfg.upsample_mode!r} is not allowed: use nearest or linear")
+    spectral.check_upsample_mode(cfg.upsample_mode, "upsample_mode")
     _check_int("seed", cfg.seed, 0)
 
 
@@ -84,7 +82,7 @@ class KernelConfig:
     width: int = 64  # channels (conv) or units (linear) per layer; the paper's 256
     depth: int = 10  # layers (the paper's 10)
     scales: int = -1  # conv only: x2 down/up pairs; -1 = depth // 2, capped so >= 8 samples remain
-    upsample_mode: str = "nearest"  # conv only: nearest | linear interpolation before each up conv
+    upsample_mode: str = "nearest"  # conv only: nearest | bilinear (linear interpolation) before each up conv
     seed: int = 0  # seeds the weights; the fixed input noise uses seed + 10000
 
     def __post_init__(self):
@@ -98,7 +96,7 @@ class KernelViewConfig:
     width: int = 64  # channels (conv) or units (linear) per layer; the paper's 256
     depth: int = 10  # layers (the paper's 10)
     scales: int = -1  # conv only: x2 down/up pairs; -1 = depth // 2, capped so >= 8 samples remain
-    upsample_mode: str = "nearest"  # conv only: nearest | linear interpolation before each up conv
+    upsample_mode: str = "nearest"  # conv only: nearest | bilinear (linear interpolation) before each up conv
     seed: int = 0  # seeds the weights; the fixed input noise uses seed + 10000
     frequencies: tuple[int, ...] = (2, 5, 10, 20, 35, 50)  # sines in the target, cycles per signal
     amplitude: float = 1.0  # amplitude A of every sine (the paper's 1)

@@ -280,8 +280,7 @@ class TrajectoriesConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        if self.upsample not in M.UPSAMPLE_MODES:
-            raise ConfigError(f"upsample {self.upsample!r} is not allowed: use bilinear or nearest")
+        spectral.check_upsample_mode(self.upsample, "upsample")
         if not (math.isfinite(self.band_delta) and 0 < self.band_delta < 1):
             raise ConfigError(f"band_delta must lie in (0, 1) (a relative error), got {self.band_delta}")
         if not (math.isfinite(self.min_rise) and self.min_rise >= 0):
