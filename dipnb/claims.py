@@ -638,7 +638,7 @@ def _up_zero(profile: str, seed: int, smoke: bool) -> list[Check]:
 
     rng = np.random.default_rng(1 + seed)  # seed 0: the chapter's draw
     zero_ins = separable = 0.0
-    for mode in U.MODES:
+    for mode in spectral.UPSAMPLE_MODES:
         for L in range(1, 33):
             x = rng.standard_normal(29)
             y, _, _ = spectral.upsample_by_zero_insertion(x, mode, L)
@@ -654,8 +654,8 @@ def _up_zero(profile: str, seed: int, smoke: bool) -> list[Check]:
 def _up_closed(profile: str, seed: int, smoke: bool) -> list[Check]:
     from .experiments import upsampling as U
 
-    err = max(float(U.response_data(m, L)["max_abs_error"]) for m in U.MODES for L in range(1, 33))
-    leak = {m: U.image_leakage(m, 8) for m in U.MODES}
+    err = max(float(U.response_data(m, L)["max_abs_error"]) for m in spectral.UPSAMPLE_MODES for L in range(1, 33))
+    leak = {m: U.image_leakage(m, 8) for m in spectral.UPSAMPLE_MODES}
     return [Check("max |closed form - torch| over L = 1..32", err, "<", U.RESPONSE_TOLERANCE),
             Check("leakage nearest / bilinear, L = 8", leak["nearest"] / leak["bilinear"], ">", 3.0)]
 
@@ -666,7 +666,8 @@ def _up_closed(profile: str, seed: int, smoke: bool) -> list[Check]:
 def _up_paper(profile: str, seed: int, smoke: bool) -> list[Check]:
     from .experiments import upsampling as U
 
-    low = max(float(U.response_data(m, L)["continuous_error_low"]) for m in U.MODES for L in (4, 8, 16, 32))
+    low = max(float(U.response_data(m, L)["continuous_error_low"])
+              for m in spectral.UPSAMPLE_MODES for L in (4, 8, 16, 32))
     return [Check("nearest L = 1: max |paper - torch|", float(U.response_data("nearest", 1)["continuous_error"]),
                   ">", 0.3),
             Check("max |paper - torch| for k <= 1/(2L), L = 4..32", low, "<", 0.02)]
@@ -690,7 +691,6 @@ def _up_fit(profile: str, seed: int, smoke: bool) -> list[Check]:
        "For both modes, stride 32 keeps less high-frequency energy than stride 4, and with bilinear "
        "upsampling it fits the top half of the bands worse.")
 def _up_grid(profile: str, seed: int, smoke: bool) -> list[Check]:
-    from .experiments import upsampling as U
 
     def one(mode, L):
         return _run("upsampling", profile, smoke, mode=mode, stride=L, seed=seed)["runs"][L]
@@ -699,7 +699,7 @@ def _up_grid(profile: str, seed: int, smoke: bool) -> list[Check]:
         return float(np.array_split(run["band_errors"][-1], 2)[1].mean())
 
     out = [Check(f"{m}: E_hf stride 32 / stride 4", one(m, 32)["hf_energy_final"] / one(m, 4)["hf_energy_final"],
-                 "<", 1.0) for m in U.MODES]
+                 "<", 1.0) for m in spectral.UPSAMPLE_MODES]
     out.append(Check("bilinear top-half error: stride 32 - stride 4", top_half_error(one("bilinear", 32))
                      - top_half_error(one("bilinear", 4)), ">", 0))
     return out

@@ -17,7 +17,8 @@ from dipnb import cli  # noqa: E402
 from dipnb import data as D  # noqa: E402
 from dipnb import spectral as S  # noqa: E402
 from dipnb.errors import ConfigError  # noqa: E402
-from dipnb.experiments.decoupling import DecouplingConfig, build, resolve_scales  # noqa: E402
+from dipnb.experiments.decoupling import DecouplingConfig, build  # noqa: E402
+from dipnb.models import resolve_scales  # noqa: E402
 from dipnb.plots import decoupling as P  # noqa: E402
 
 # A tiny config: 64 samples, 2 and 10 cycles, a 4-layer net of 8 channels (well under a second).

@@ -13,7 +13,8 @@ import dipnb
 from dipnb import cli
 from dipnb.errors import ConfigError
 from dipnb.experiments import make_config
-from dipnb.experiments.kernel_view import loglog_slope, predict, resolve_scales, spread, sum_of_sines
+from dipnb.experiments.kernel_view import loglog_slope, predict, spread, sum_of_sines
+from dipnb.models import resolve_scales
 from dipnb.plots import kernel_view as kv
 
 TINY_KERNEL = dict(length=32, width=4, depth=4)

@@ -29,7 +29,7 @@ TINY = dict(image="barbara", downsample=16, width=4, iterations=12, record_every
 @pytest.mark.parametrize("mode", MODES)
 def test_closed_form_matches_torch(mode, stride):
     k, measured = S.measured_response(mode, stride)
-    err = np.abs(U.analytic_response(mode, stride, k) - measured).max()
+    err = np.abs(S.analytic_response(mode, stride, k) - measured).max()
     assert err < U.RESPONSE_TOLERANCE
 
 
@@ -37,7 +37,7 @@ def test_closed_form_matches_torch(mode, stride):
 def test_even_bilinear_needs_the_cosine(stride):
     """Without |cos(pi k)| the squared Dirichlet kernel misses torch's even-stride bilinear."""
     k, measured = S.measured_response("bilinear", stride)
-    d = U.analytic_response("nearest", stride, k) ** 2
+    d = S.analytic_response("nearest", stride, k) ** 2
     assert np.abs(d - measured).max() > 1e-3
     np.testing.assert_allclose(d * np.abs(np.cos(np.pi * k)), measured, atol=1e-12)
 
@@ -45,7 +45,7 @@ def test_even_bilinear_needs_the_cosine(stride):
 def test_closed_form_is_one_periodic_and_one_at_dc():
     k = np.array([0.0, 1.0, 0.1, 1.1])
     for mode in MODES:
-        r = U.analytic_response(mode, 4, k)
+        r = S.analytic_response(mode, 4, k)
         assert r[0] == r[1] == 1.0
         assert r[2] == pytest.approx(r[3])
 
@@ -54,11 +54,11 @@ def test_closed_form_is_one_periodic_and_one_at_dc():
 @pytest.mark.parametrize("mode", MODES)
 def test_zero_insertion_equals_torch_ends_included(mode, stride, np_rng):
     x = np_rng.standard_normal(37)  # odd length
-    y, u, h = U.upsample_by_zero_insertion(x, mode, stride)
+    y, u, h = S.upsample_by_zero_insertion(x, mode, stride)
     assert y.shape == u.shape == (37 * stride,)
     assert np.count_nonzero(u) == np.count_nonzero(x)
     assert h.sum() == pytest.approx(stride)
-    np.testing.assert_allclose(y, U.torch_upsample_1d(x, mode, stride), atol=1e-12)
+    np.testing.assert_allclose(y, S.torch_upsample_1d(x, mode, stride), atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -75,9 +75,9 @@ def test_response_data(mode):
 @pytest.mark.parametrize("stride", (1, 2, 3, 8, 32))
 @pytest.mark.parametrize("mode", MODES)
 def test_dc_gain_is_measured_from_torch(mode, stride):
-    assert U.dc_gain(mode, stride) == pytest.approx(stride, abs=1e-12)
+    assert S.dc_gain(mode, stride) == pytest.approx(stride, abs=1e-12)
     h, _ = S.upsampling_kernel(mode, stride)
-    assert U.dc_gain(mode, stride) == pytest.approx(h.sum(), abs=1e-12)
+    assert S.dc_gain(mode, stride) == pytest.approx(h.sum(), abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,12 +195,12 @@ def test_high_frequency_energy_of_a_cosine():
 @pytest.mark.parametrize("bad", [0, -2, 2.5, True])
 def test_bad_stride_in_functions(bad):
     with pytest.raises(ConfigError, match="positive integer"):
-        U.analytic_response("nearest", bad, 0.1)
+        S.analytic_response("nearest", bad, 0.1)
 
 
 def test_bad_mode_in_functions():
     with pytest.raises(ConfigError, match="nearest or bilinear"):
-        U.upsample_by_zero_insertion(np.ones(4), "bicubic", 2)
+        S.upsample_by_zero_insertion(np.ones(4), "bicubic", 2)
 
 
 # --------------------------------------------------------------------------------------------

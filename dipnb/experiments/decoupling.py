@@ -32,11 +32,9 @@ from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from .engine import Context, experiment
 
-__all__ = ["DecouplingConfig", "MODELS", "build"]
+__all__ = ["DecouplingConfig", "build"]
 
-MODELS = M.MODELS_1D
 # the 1D builder and its scale rule live in dipnb.models (shared with capacity and kernel-view)
-resolve_scales, build_1d, MIN_COARSEST = M.resolve_scales, M.build_1d, M.MIN_COARSEST
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,8 @@ class DecouplingConfig:
     lr: float = 1e-3  # Adam learning rate (the DIP's 1e-3)
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(MODELS)}")
+        if self.model not in M.MODELS_1D:
+            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(M.MODELS_1D)}")
         if not isinstance(self.length, int) or self.length < 8:
             raise ConfigError(f"length must be an integer >= 8 samples, got {self.length!r}")
         for name in ("k1", "k2"):
@@ -77,7 +75,7 @@ class DecouplingConfig:
                 f"scales must be -1 (automatic) or an integer in [0, depth // 2 = {self.depth // 2}], "
                 f"got {self.scales!r}"
             )
-        s = resolve_scales(self.depth, self.length, self.scales)
+        s = M.resolve_scales(self.depth, self.length, self.scales)
         if self.length % 2**s:
             raise ConfigError(
                 f"length {self.length} cannot be halved scales={s} times: use a multiple of {2**s} or fewer scales"
@@ -100,7 +98,7 @@ class DecouplingConfig:
 
 def build(cfg: DecouplingConfig):
     """The model of ``cfg`` (weights from ``cfg.seed``) and its fixed input ``z``, ``(1, 1, L)``."""
-    return build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
+    return M.build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
                     seed=cfg.seed, batch_norm=cfg.batch_norm)
 
 
@@ -169,7 +167,7 @@ def decoupling(cfg: DecouplingConfig, ctx: Context) -> dict:
         "ratio": ratio,  # t(k2) / t(k1), None if either never converged
         "outputs": outputs,  # name -> (L,)
         "output_iterations": output_iterations,
-        "scales": resolve_scales(cfg.depth, cfg.length, cfg.scales) if cfg.model == "conv" else None,
+        "scales": M.resolve_scales(cfg.depth, cfg.length, cfg.scales) if cfg.model == "conv" else None,
         "parameters": M.count_parameters(model),
         "fit_seconds": rec.seconds,
     }

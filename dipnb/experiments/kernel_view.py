@@ -31,10 +31,8 @@ from ..fit import FitConfig, fit
 from ..metrics import spearman
 from .engine import Context, experiment
 
-__all__ = ["KernelConfig", "KernelViewConfig", "MODELS", "OPTIMIZERS", "AUTO_GD_STEP", "build"]
+__all__ = ["KernelConfig", "KernelViewConfig", "OPTIMIZERS", "AUTO_GD_STEP", "build"]
 
-MODELS = M.MODELS_1D
-resolve_scales, build_1d = M.resolve_scales, M.build_1d
 OPTIMIZERS = ("gd", "adam")
 # gd_step = 0 picks these fractions of the linearised stability limit N / lambda_max. The deep fully
 # connected twin is far from linear: above ~0.005 of the limit its real loss diverges in a few steps.
@@ -55,8 +53,8 @@ def _check_positive_float(name: str, value, what: str = "") -> None:
 
 # The kernel's fields, shared by both configs (written out in each, so `dipnb list` shows their comments).
 def _check_kernel_fields(cfg) -> None:
-    if cfg.model not in MODELS:
-        raise ConfigError(f"model {cfg.model!r} is not allowed: use one of {', '.join(MODELS)}")
+    if cfg.model not in M.MODELS_1D:
+        raise ConfigError(f"model {cfg.model!r} is not allowed: use one of {', '.join(M.MODELS_1D)}")
     _check_int("length", cfg.length, 8, " samples")
     if cfg.length > 4096:
         raise ConfigError(f"length must be <= 4096 (the kernel is length x length), got {cfg.length}")
@@ -66,7 +64,7 @@ def _check_kernel_fields(cfg) -> None:
         raise ConfigError(
             f"scales must be -1 (automatic) or an integer in [0, depth // 2 = {cfg.depth // 2}], got {cfg.scales!r}"
         )
-    s = resolve_scales(cfg.depth, cfg.length, cfg.scales)
+    s = M.resolve_scales(cfg.depth, cfg.length, cfg.scales)
     if cfg.model == "conv" and cfg.length % 2**s:
         raise ConfigError(
             f"length {cfg.length} cannot be halved scales={s} times: use a multiple of {2**s} or fewer scales"
@@ -151,7 +149,7 @@ class KernelViewConfig:
 def build(cfg: KernelConfig | KernelViewConfig) -> tuple[torch.nn.Module, torch.Tensor]:
     """The model of ``cfg`` (weights from ``cfg.seed``) and its fixed input ``z``, ``(1, 1, L)``."""
     options = {"upsample_mode": cfg.upsample_mode} if cfg.model == "conv" else {}
-    return build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
+    return M.build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
                     seed=cfg.seed, **options)
 
 
@@ -226,7 +224,7 @@ def kernel_spectrum(cfg: KernelConfig, ctx: Context) -> dict:
         "f0": f0,
         "z": z.reshape(-1).cpu().numpy(),
         "parameters": M.count_parameters(model),
-        "scales": resolve_scales(cfg.depth, cfg.length, cfg.scales) if cfg.model == "conv" else 0,
+        "scales": M.resolve_scales(cfg.depth, cfg.length, cfg.scales) if cfg.model == "conv" else 0,
         "jacobian_seconds": seconds,
     }
 

@@ -21,9 +21,6 @@ from ..fit import FitConfig, fit
 from ..metrics import psnr, ssim
 from .engine import Context, Result, experiment
 
-# The rules, their default parameters and tuning grids live in dipnb.stopping.
-DEFAULT_PARAMS, GRIDS, apply_rule = S.DEFAULT_PARAMS, S.GRIDS, S.apply_rule
-
 
 @dataclass(frozen=True)
 class StoppingConfig:
@@ -147,7 +144,7 @@ def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
     for rule in S.RULES:
         if rule == "oracle" and reference is None:
             continue
-        i = apply_rule(rule, traj)
+        i = S.apply_rule(rule, traj)
         out = traj["snapshots"][0, i].astype(np.float32)
         rules[rule] = {
             "index": i,
@@ -196,8 +193,8 @@ def _loss(traj: dict, i: int) -> float:
 def tune(rule: str, trajectories: list[dict]) -> tuple[dict, float]:
     """The parameters of ``rule`` with the least mean PSNR loss over ``trajectories``, and that loss (dB)."""
     best, best_loss = None, np.inf
-    for params in GRIDS[rule]:
-        loss = float(np.mean([_loss(t, apply_rule(rule, t, params)) for t in trajectories]))
+    for params in S.GRIDS[rule]:
+        loss = float(np.mean([_loss(t, S.apply_rule(rule, t, params)) for t in trajectories]))
         if loss < best_loss - 1e-9:
             best, best_loss = params, loss
     return best, best_loss
@@ -256,7 +253,7 @@ def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
         params = tuned.get(rule, {})
         loss[rule], iters[rule], ssims[rule] = {}, {}, {}
         for im, ts in score_t.items():
-            idx = [apply_rule(rule, t, params) for t in ts]
+            idx = [S.apply_rule(rule, t, params) for t in ts]
             ls = [_loss(t, i) for t, i in zip(ts, idx, strict=True)]
             loss[rule][im] = (float(np.mean(ls)), float(np.std(ls)))
             iters[rule][im] = [int(t["iterations"][i]) for t, i in zip(ts, idx, strict=True)]

@@ -17,7 +17,7 @@ against PyTorch's operator in :func:`response_data`) are, normalised to ``H(0) =
 
 where the ``|cos pi k|`` appears because with ``align_corners=False`` PyTorch samples the
 triangle ``1 - |t|/L`` half a sample off the integers when ``L`` is even
-(:func:`analytic_response`).
+(:func:`dipnb.spectral.analytic_response`).
 
 The experiment ``upsampling`` measures those responses and fits a small decoder whose only change
 of resolution is one upsampling by the stride (:func:`dipnb.models.build_decoder`) to a
@@ -50,7 +50,6 @@ from ..fit import FitConfig, fit
 from .engine import Context, experiment
 
 __all__ = [
-    "MODES",
     "UpsamplingConfig",
     "response_data",
     "high_frequency_energy",
@@ -61,10 +60,7 @@ __all__ = [
     "CONTROL_VARIANTS",
 ]
 
-MODES = spectral.UPSAMPLE_MODES
 # the operator (zero insertion + kernel) and its responses live in dipnb.spectral
-analytic_response, torch_upsample_1d = spectral.analytic_response, spectral.torch_upsample_1d
-dc_gain, upsample_by_zero_insertion = spectral.dc_gain, spectral.upsample_by_zero_insertion
 RESPONSE_TOLERANCE = 1e-9  # analytic vs measured responses must agree to this (max abs error)
 
 
@@ -78,7 +74,7 @@ def response_data(mode: str, stride: int, n_out: int = 4096) -> dict:
 
     Returns:
         A dict with ``k`` (cycles per output sample, 0 .. 0.5), ``measured`` (PyTorch's operator,
-        :func:`dipnb.spectral.measured_response`), ``analytic`` (:func:`analytic_response`),
+        :func:`dipnb.spectral.measured_response`), ``analytic`` (:func:`dipnb.spectral.analytic_response`),
         ``discrete`` (the DTFT of the taps), ``continuous`` (the paper's formulas, normalised to
         DC gain 1), ``paper`` (the paper's formulas exactly as printed); the max abs errors
         ``max_abs_error`` (analytic vs measured), ``discrete_error``, ``continuous_error`` (over
@@ -89,12 +85,12 @@ def response_data(mode: str, stride: int, n_out: int = 4096) -> dict:
     spectral.check_mode_stride(mode, stride)
     L = int(stride)
     k, measured = spectral.measured_response(mode, L, n_out)
-    analytic = analytic_response(mode, L, k)
+    analytic = spectral.analytic_response(mode, L, k)
     discrete = spectral.discrete_response(mode, L, k)
     continuous = spectral.continuous_response(mode, L, k)
     low = k <= 1 / (2 * L)
     x = np.random.default_rng(L).standard_normal(24)
-    y, _, h = upsample_by_zero_insertion(x, mode, L)
+    y, _, h = spectral.upsample_by_zero_insertion(x, mode, L)
     return {
         "mode": mode,
         "stride": L,
@@ -109,7 +105,7 @@ def response_data(mode: str, stride: int, n_out: int = 4096) -> dict:
         "discrete_error": float(np.abs(discrete - measured).max()),
         "continuous_error": float(np.abs(continuous - measured).max()),
         "continuous_error_low": float(np.abs(continuous - measured)[low].max()),
-        "decomposition_error": float(np.abs(y - torch_upsample_1d(x, mode, L)).max()),
+        "decomposition_error": float(np.abs(y - spectral.torch_upsample_1d(x, mode, L)).max()),
         "separable_error": _separable_error(mode, L),
     }
 
@@ -123,7 +119,7 @@ def _separable_error(mode: str, L: int) -> float:
     two_d = F.interpolate(imp, scale_factor=L, **kw)[0, 0].numpy()  # (n L, n L)
     e = np.zeros(n)
     e[n // 2] = 1.0
-    one_d = torch_upsample_1d(e, mode, L)  # (n L,)
+    one_d = spectral.torch_upsample_1d(e, mode, L)  # (n L,)
     return float(np.abs(two_d - np.outer(one_d, one_d)).max())
 
 
@@ -146,7 +142,7 @@ def image_leakage(mode: str, stride: int, n: int = 4096) -> float:
     the fraction of the response that lets them through (0 for an ideal low-pass upsampler).
     """
     k = np.linspace(0, 0.5, n + 1)
-    H2 = analytic_response(mode, stride, k) ** 2
+    H2 = spectral.analytic_response(mode, stride, k) ** 2
     return float(H2[k > 1 / (2 * stride)].sum() / H2.sum())
 
 
