@@ -42,7 +42,7 @@ def z37(rng) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_kernel_matches_one_backward_per_output(rng, one_thread, mode):
     # BatchNorm in train mode, stride 2 down and x2 up: the functional copy must compute the trained function
     net = build_conv1d(width=6, depth=4, scales=2, upsample_mode=mode, seed=3)
