@@ -78,6 +78,21 @@ def test_find_convergences_on_a_synthetic_curve():
     assert raw["peak"] != conv["peak"]
 
 
+def test_find_convergences_ignores_the_first_half_window():
+    # The shape of a real quick-profile curve (triangle-0.9, seed 8): eps drops for two records
+    # while both outputs shrink toward the same flat image, climbs, settles at the real dip
+    # (iteration ~60), rebounds to a peak (~145) and falls again.
+    it, eps = _dip_peak_curve(spikes=False)
+    early = eps.copy()
+    early[1:3] = 0.5 * eps[12]  # below the real dip: the unsmoothed edge would take it for the minimum
+    conv = find_convergences(it, early, window=7)  # half-window: 3 records
+    assert conv["first"] == find_convergences(it, eps, window=7)["first"]
+    assert 50 <= conv["first"] <= 75, conv["first"]
+    # the rebound is measured from the real dip, not from the early one
+    assert conv["rebound"] == pytest.approx(find_convergences(it, eps, window=7)["rebound"])
+    assert find_convergences(it[:3], early[:3], window=7)["first"] is None  # too short to read
+
+
 def test_find_convergences_without_a_rebound():
     it = np.arange(50) * 10
     eps = 100 * np.exp(-it / 100.0) + 1.0
