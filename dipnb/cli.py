@@ -206,12 +206,14 @@ def _cmd_list(args) -> int:
 
 def _cmd_run(args) -> int:
     from .experiments import make_config, run_config
+    from .experiments.engine import _smoke_env
 
     overrides = _parse_sets(args.name, args.set or [])
-    cfg, prof, reason = make_config(args.name, args.profile, smoke=args.smoke, **overrides)
+    smoke = args.smoke or _smoke_env()  # DIPNB_SMOKE=1 makes every run a smoke run, as in the API
+    cfg, prof, reason = make_config(args.name, args.profile, smoke=smoke, **overrides)
     res = run_config(
         args.name, cfg, profile=prof, reason=reason, cache=not args.no_cache,
-        progress=not args.quiet, device=args.device, smoke=args.smoke,
+        progress=not args.quiet, device=args.device, smoke=smoke,
     )
     summary = _jsonable(res.summary())
     out = {
