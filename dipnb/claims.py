@@ -62,6 +62,8 @@ class Check:
     def __post_init__(self):
         if self.op not in _OPS:
             raise ValueError(f"op must be one of {', '.join(_OPS)}, got {self.op!r}")
+        # None (a point that was never reached, e.g. in a smoke run) is read as NaN: it fails
+        object.__setattr__(self, "value", _num(self.value))
 
     @property
     def passed(self) -> bool:

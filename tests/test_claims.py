@@ -39,6 +39,9 @@ def test_check_passes_and_margin(value, op, bound, passed, margin):
 def test_nan_never_passes_and_has_the_worst_margin():
     c = C.Check("t(k2)/t(k1)", float("nan"), "<", 1.5, "a frequency never converged")
     assert not c.passed and c.margin == -math.inf and "never converged" in str(c)
+    # None, a point never reached (as in a smoke run), reads as NaN: it fails and prints
+    c = C.Check("t(k2)/t(k1)", None, "<", 1.5)
+    assert math.isnan(c.value) and not c.passed and str(c).startswith("t(k2)/t(k1): nan < 1.5")
     with pytest.raises(ValueError, match="op must be"):
         C.Check("x", 1.0, "==", 1.0)
 

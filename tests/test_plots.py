@@ -84,3 +84,9 @@ def test_figure_to_png_and_uri():
     png = plots.figure_to_png(fig)
     assert png.startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)
     assert plots.png_data_uri(png).startswith("data:image/png;base64,iVBOR")
+
+
+def test_num_prints_what_was_measured_and_na_for_nothing():
+    assert plots.num(1.23456) == "1.23" and plots.num(3, ".1f") == "3.0"
+    assert plots.num(None) == plots.num(float("nan")) == plots.num(np.float32("nan")) == "n/a"
+    assert plots.num(float("inf"), ".1f") == "inf"

@@ -7,18 +7,23 @@ run every registered experiment in the paper profile in smoke mode, each in its 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
+import nbformat
 import pytest
 
 import dipnb
 from dipnb import experiments as E
 from dipnb.errors import ConfigError
 from dipnb.experiments import engine
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MAX_BYTES = 15 * 2**30  # a T4 has 16 GB: a smoke run must stay below 15 GiB
 
@@ -154,6 +159,20 @@ def test_cli_smoke(registered, capsys, tmp_path):
     assert len(err) == 1 and "cannot run in smoke mode: no reason needed here" in err[0]
 
 
+def test_cli_run_follows_the_smoke_environment(registered, monkeypatch, tmp_path):
+    # A chapter that calls the command line from a cell, executed with DIPNB_SMOKE=1, must get a
+    # smoke run like every dipnb.run call in it, not a full-length run of the profile.
+    from dipnb.cli import main
+
+    register, _ = registered
+    register("smoke-inner", _Cfg)
+    monkeypatch.setenv("DIPNB_SMOKE", "1")
+    out = tmp_path / "s.json"
+    assert main(["run", "smoke-inner", "--quiet", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["SMOKE"] is True and doc["config"]["iterations"] == E.engine.SMOKE_STEPS
+
+
 def test_every_experiment_has_a_smoke_plan():
     """Every registered experiment can be shortened (or declares it runs whole), paper profile."""
     for name in E.names():
@@ -191,3 +210,38 @@ def test_paper_profile_smoke(name, smoke_cache, tmp_path, images):
           f"{' (loaded: ran earlier in this session)' if doc['cached'] else ''}")
     assert doc["SMOKE"] is True and doc["meta"]["smoke"] is True
     assert peak < MAX_BYTES, f"{name}: peak memory {peak / 2**30:.1f} GiB would not fit a 16 GB GPU"
+
+
+# --------------------------------------------------------------------------------------------
+# make smoke-notebooks: the chapters with their asserting cells left out
+# --------------------------------------------------------------------------------------------
+
+
+def _smoke_tool():
+    spec = importlib.util.spec_from_file_location("smoke_notebooks", ROOT / "tools" / "smoke_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_smoke_copies_leave_out_exactly_the_asserting_cells(tmp_path):
+    tool = _smoke_tool()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('import sys\nif "google.colab" in sys.modules:\n    %pip install -q dipnb'),
+        nbformat.v4.new_code_cell("for x in (1, 2):\n    assert x > 0, f'{x}'"),  # nested
+        nbformat.v4.new_code_cell("dipnb.claims.check('capacity', profile=PROFILE)"),  # judges nothing in smoke
+        nbformat.v4.new_code_cell("print('assert is only a word here')"),
+        nbformat.v4.new_markdown_cell("assert x"),
+    ])
+    out, tagged = tool.smoke_notebook(nb)
+    assert tagged == 1
+    assert [c.metadata.get("tags", []) for c in out.cells] == [[], ["nbval-skip"], [], [], []]
+    assert "tags" not in nb.cells[1].metadata  # the chapter itself is left as it is
+    # the command: every chapter of the book, one copy each, and a clear line for a broken cell
+    assert tool.main(["--out", str(tmp_path / "smoke")]) == 0
+    assert sorted(p.name for p in (tmp_path / "smoke").glob("*.ipynb")) == sorted(
+        p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("for x in")]), bad / "x.ipynb")
+    assert tool.main(["--src", str(bad), "--out", str(tmp_path / "o")]) == 2

@@ -25,6 +25,7 @@ __all__ = [
     "animate_frames",
     "figure_to_png",
     "mark_iteration",
+    "num",
 ]
 
 # Colour-blind-safe (Okabe-Ito)
@@ -217,6 +218,19 @@ def figure_to_png(fig, dpi: int = 100) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def num(x, spec: str = ".2f") -> str:
+    """A measured number for a printed line: ``format(x, spec)``, or ``"n/a"`` for None or NaN.
+
+    None and NaN are what the experiments return for a point that was never reached: a run that
+    never converged, a ratio of two such points, a correlation over nothing (as in a smoke run,
+    which stops after a handful of steps). ``inf`` is printed as it is.
+    """
+    if x is None:
+        return "n/a"
+    x = float(x)
+    return "n/a" if x != x else format(x, spec)
 
 
 def png_data_uri(png: bytes) -> str:
