@@ -81,8 +81,10 @@ def render(docs: dict[str, dict], chapters: list[str], machine: str) -> str:
     """The appendix page (MyST Markdown) for the files in ``docs`` (chapter -> JSON document)."""
     any_doc = next(iter(docs.values()))
     seeds = any_doc["seeds"]
+    days = sorted({d["created"][:10] for d in docs.values()})
+    date = days[0] if len(days) == 1 else f"{', '.join(days[:-1])} and {days[-1]} (chapters rerun after a change)"
     text = HEADER.format(first=0, last=seeds - 1, profile=any_doc["profile"], seeds=seeds,
-                         date=min(d["created"][:10] for d in docs.values()), machine=machine)
+                         date=date, machine=machine)
     weak, total = [], 0
     for ch in chapters:
         text += f"\n## {{doc}}`/notebooks/{ch}`\n\n"
