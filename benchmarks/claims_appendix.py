@@ -77,8 +77,13 @@ def chapter_rows(doc: dict) -> list[dict]:
     return out
 
 
-def render(docs: dict[str, dict], chapters: list[str], machine: str) -> str:
-    """The appendix page (MyST Markdown) for the files in ``docs`` (chapter -> JSON document)."""
+def render(docs: dict[str, dict], chapters: list[str], machine: str,
+           registered: dict[str, list[tuple[str, str]]] | None = None) -> str:
+    """The appendix page (MyST Markdown) for the files in ``docs`` (chapter -> JSON document).
+
+    ``registered`` (chapter -> ``(claim id, sentence)`` of every claim ``dipnb.claims`` defines
+    today): a claim of a measured chapter that its file lacks is listed as not measured.
+    """
     any_doc = next(iter(docs.values()))
     seeds = any_doc["seeds"]
     days = sorted({d["created"][:10] for d in docs.values()})
@@ -104,6 +109,11 @@ def render(docs: dict[str, dict], chapters: list[str], machine: str) -> str:
                 held = f"**{held}**"
             sentence = r["sentence"].replace("|", "\\|")
             text += f"| {sentence} | {held} | {r['weakest'].replace('|', '/')} |\n"
+        missing = [sentence for cid, sentence in (registered or {}).get(ch, [])
+                   if cid not in {r["claim"] for r in rows}]
+        if missing:
+            text += "\nNot measured in this run (the file holds no outcome for it):\n\n"
+            text += "".join(f"- {m}\n" for m in missing)
     text += "\n## Summary\n\n"
     measured = [c for c in chapters if c in docs]
     text += (f"{total} claims of {len(measured)} chapters measured "
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
               "give files of one run", file=sys.stderr)
         return 2
     machine = args.machine or f"{cpu_name()} ({os.cpu_count()} CPUs, torch {torch.__version__})"
-    Path(args.out).write_text(render(docs, chapters, machine))
+    registered = {ch: [(c.id, c.sentence) for c in C.claims_for(ch)] for ch in chapters}
+    Path(args.out).write_text(render(docs, chapters, machine, registered))
     print(f"claims_appendix: {args.out} ({len(docs)} of {len(chapters)} chapters)")
     return 0
 

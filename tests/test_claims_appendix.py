@@ -61,3 +61,13 @@ def test_bad_files_are_refused_with_one_line(tmp_path, capsys, content, words):
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_claim_the_file_lacks_is_listed_as_not_measured():
+    ca = _appendix()
+    doc = _doc([_outcome("trajectories/a", s, True, 2.0, sentence="A holds.") for s in range(10)])
+    registered = {"trajectories": [("trajectories/a", "A holds."), ("trajectories/b", "B holds.")]}
+    text = ca.render({"trajectories": doc}, ["trajectories"], "m", registered)
+    assert "| A holds. | 10/10 |" in text
+    assert "Not measured in this run (the file holds no outcome for it):\n\n- B holds.\n" in text
+    assert "- A holds." not in text
