@@ -205,11 +205,11 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from .claims import smoke_from_env
     from .experiments import make_config, run_config
-    from .experiments.engine import _smoke_env
 
     overrides = _parse_sets(args.name, args.set or [])
-    smoke = args.smoke or _smoke_env()  # DIPNB_SMOKE=1 makes every run a smoke run, as in the API
+    smoke = args.smoke or smoke_from_env()  # DIPNB_SMOKE=1 makes every run a smoke run, as in the API
     cfg, prof, reason = make_config(args.name, args.profile, smoke=smoke, **overrides)
     res = run_config(
         args.name, cfg, profile=prof, reason=reason, cache=not args.no_cache,

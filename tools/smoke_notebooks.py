@@ -1,4 +1,4 @@
-"""The chapters for a smoke run: ``make smoke`` executes these copies in ``_build/smoke``.
+"""The chapters for a smoke run: ``make smoke-notebooks`` executes these copies in ``_build/smoke``.
 
 A smoke run (``DIPNB_SMOKE=1``) fits every model at the paper's sizes for a handful of steps, so
 the chapters' figures, widgets and printed lines run on numbers that mean nothing. Every cell
