@@ -428,10 +428,14 @@ def _traj_lowpass(profile: str, seed: int, smoke: bool, images: Sequence[str] = 
 
 
 @claim("trajectories", "diverge-then-fall-back",
-       "The two runs converge, then diverge (eps at its peak >= 2x its first minimum); by the end eps "
-       "falls back by >= half of that rise, and each run ends >= 5 dB closer to the target (PSNR) "
-       "than at the first convergence.")
-def _traj_eps(profile: str, seed: int, smoke: bool, images: Sequence[str] = TRAJECTORY_IMAGES) -> list[Check]:
+       "On barbara (the paper's Fig. 1) the two runs converge, then diverge (eps at its peak >= 2x its "
+       "first minimum); by the end eps falls back by >= half of that rise, and each run ends >= 5 dB "
+       "closer to the target (PSNR) than at the first convergence.")
+def _traj_eps(profile: str, seed: int, smoke: bool, images: Sequence[str] = ("barbara",)) -> list[Check]:
+    # Barbara only. Over ten seeds of the quick profile the triangle's runs parted by 2x or more on
+    # eight: on one eps peaked at 1.7x its first minimum, on another the runs never parted (eps rose
+    # at most 0.14 of its running minimum). The chapter gives these numbers; what the triangles
+    # show robustly is that the divergence grows with the pattern's area (the last claim).
     out = []
     for image in images:
         d = _trajectory(profile, seed, smoke, image).data

@@ -227,3 +227,19 @@ def test_gpu_check_stops_at_the_budget_and_reports(monkeypatch, tmp_path, images
     assert calls == [0], "the second step starts after the budget is spent"
     assert "| 1. first | done |" in text and "| 2. second | skipped (budget) |" in text
     assert "SMOKE" in text and "fake-chapter/fake" in text
+
+
+def test_every_claim_is_checked_on_its_page_through_dipnb_claims():
+    """The page and `python -m dipnb claims` share one definition: each claim is asserted on its
+    chapter by ``dipnb.claims.check``, by name or with the whole chapter."""
+    import re
+
+    for chapter in C.chapters():
+        nb = json.loads((REPO / "notebooks" / f"{chapter}.ipynb").read_text())
+        code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        calls = re.findall(r'dipnb\.claims\.check\(\s*"([^"]+)"\s*(,\s*\[[^\]]*\])?', code)
+        assert all(ch == chapter for ch, _ in calls), f"{chapter}: checks another chapter's claims"
+        whole = any(not names for _, names in calls)
+        named = {n for _, names in calls for n in re.findall(r'"([^"]+)"', names)}
+        ids = {c.id.split("/", 1)[1] for c in C.CLAIMS.values() if c.chapter == chapter}
+        assert whole or ids <= named, f"{chapter}: claims its page does not check: {sorted(ids - named)}"
