@@ -207,14 +207,18 @@ def _cmd_list(args) -> int:
 def _cmd_run(args) -> int:
     from .claims import smoke_from_env
     from .experiments import make_config, run_config
+    from .experiments.engine import use_workers
+    from .runtime import pick_device
 
     overrides = _parse_sets(args.name, args.set or [])
     smoke = args.smoke or smoke_from_env()  # DIPNB_SMOKE=1 makes every run a smoke run, as in the API
     cfg, prof, reason = make_config(args.name, args.profile, smoke=smoke, **overrides)
-    res = run_config(
-        args.name, cfg, profile=prof, reason=reason, cache=not args.no_cache,
-        progress=not args.quiet, device=args.device, smoke=smoke,
-    )
+    dev = pick_device(args.device)
+    with use_workers(args.workers, dev) as workers:
+        res = run_config(
+            args.name, cfg, profile=prof, reason=reason, cache=not args.no_cache,
+            progress=not args.quiet, device=dev, smoke=smoke, workers=workers,
+        )
     summary = _jsonable(res.summary())
     out = {
         "experiment": args.name,
@@ -357,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--smoke", action="store_true",
                    help="smoke run: the profile's sizes, a handful of steps, peak memory reported; never a result")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="a composite's uncached sub-runs in N local processes, one torch thread each "
+                        "(default DIPNB_WORKERS, else 1: here, one after another); CPU only")
     c = sub.add_parser("claims", help="check every chapter's claims over seeds 0..N-1 and print a table")
     c.add_argument("--chapter", default=None, help="only this chapter's claims (default: every chapter)")
     c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per claim (default 1)")

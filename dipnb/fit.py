@@ -12,6 +12,7 @@ code ran a second one to record, see the book's errata). It never plots.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -65,6 +66,14 @@ class FitConfig:
             raise ConfigError(f"precision {self.precision!r} is not allowed: use fp32 or bf16")
         if self.snapshot_budget_mb <= 0:
             raise ConfigError(f"snapshot_budget_mb must be > 0, got {self.snapshot_budget_mb}")
+
+    @classmethod
+    def of(cls, cfg, **overrides) -> FitConfig:
+        """The fit of an experiment's config: every field of ``cfg`` that a FitConfig also has
+        (``iterations``, ``lr``, ``record_every`` ...), then ``overrides``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        own = {k: getattr(cfg, k) for k in names if hasattr(cfg, k)}
+        return cls(**{**own, **overrides})
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["psnr", "ssim", "mse", "spearman"]
+__all__ = ["psnr", "ssim", "mse", "spearman", "denoising_scores", "SCORES"]
 
 
 def mse(x, ref) -> float:
@@ -86,3 +86,34 @@ def spearman(a, b) -> float:
     if ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+# The scalar scores that denoising_scores returns, in the order a summary lists them.
+SCORES = ("noisy_psnr", "best_psnr", "best_iteration", "final_psnr", "noisy_ssim", "best_ssim", "final_ssim")
+
+
+def denoising_scores(iterations, psnr_curve, noisy, clean, best_output, final_output) -> dict:
+    """How good a denoising fit is: its input, its best output and its last output against ``clean``.
+
+    Args:
+        iterations: the recorded iterations, ``(T,)``.
+        psnr_curve: PSNR of the output at each of them (dB), ``(T,)``.
+        noisy, clean: the input and the target, ``(C, H, W)`` in [0, 1].
+        best_output, final_output: the output at the highest PSNR and the last output.
+
+    Returns:
+        The keys of :data:`SCORES`: ``noisy_psnr``, ``best_psnr`` and ``final_psnr`` (dB),
+        ``best_iteration`` (the recorded iteration of the highest PSNR; the first of a tie), and
+        SSIM of the input, of the best output and of the last output (no unit).
+    """
+    curve = np.asarray(psnr_curve)
+    i = int(np.argmax(curve))
+    return {
+        "noisy_psnr": psnr(noisy, clean),
+        "best_psnr": float(curve[i]),
+        "best_iteration": int(np.asarray(iterations)[i]),
+        "final_psnr": float(curve[-1]),
+        "noisy_ssim": ssim(noisy, clean),
+        "best_ssim": ssim(best_output, clean),
+        "final_ssim": ssim(final_output, clean),
+    }

@@ -13,6 +13,7 @@ import dipnb
 from dipnb import experiments as E
 from dipnb.errors import ConfigError
 from dipnb.experiments import denoising as DN
+from dipnb.experiments import engine as ENG
 from dipnb.experiments.cache import ResultStore, config_key
 from dipnb.fit import fit as real_fit
 
@@ -65,6 +66,31 @@ def test_profiles_fill_the_config():
     assert prof == "quick" and quick.iterations < paper.iterations == 3000
     cfg, _, _ = E.make_config("denoising", "quick", iterations=7)
     assert cfg.iterations == 7, "overrides beat the profile"
+
+
+def test_a_profile_named_by_another_is_that_profile():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cfg:
+        n: int = 1
+
+    E.experiment("alias-probe", config=Cfg, profiles={"quick": {"n": 2}, "paper": {"n": 5}, "colab": "paper"})(
+        lambda cfg, ctx: {}
+    )
+    try:
+        assert E.make_config("alias-probe", "colab")[0].n == 5
+        assert E.make_config("alias-probe", "quick")[0].n == 2
+        with pytest.raises(ValueError, match="'colab' names 'fast'"):
+            E.experiment("alias-bad", config=Cfg, profiles={"paper": {"n": 5}, "colab": "fast"})
+    finally:
+        ENG._REGISTRY.pop("alias-probe", None)
+
+
+def test_a_subclass_config_lists_its_base_fields_with_their_comments():
+    params = {name: comment for name, _, _, comment in E.get("kernel-view").parameters()}
+    assert params["model"].startswith("conv (DIP-Conv")  # a field of the base class
+    assert params["delta"].startswith("frequency k has converged")  # one of its own
 
 
 @pytest.mark.parametrize(

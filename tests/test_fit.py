@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -413,3 +414,18 @@ def test_divergence_is_caught_between_records_on_the_cpu():
                    device="cpu", progress=False)
     it = int(str(err.value).split("at iteration ")[1].split(" ")[0])
     assert it % 50 != 0 and it < 50, f"caught late, at iteration {it}"
+
+
+def test_fit_config_of_takes_the_shared_fields_then_the_overrides():
+    @dataclass(frozen=True)
+    class Experiment:
+        iterations: int = 7
+        lr: float = 0.5
+        record_every: int = 2
+        image: str = "house"  # not a fit field: left out
+
+    fc = FitConfig.of(Experiment(), record_every=1, checkpoint_every=3)
+    assert (fc.iterations, fc.lr, fc.record_every, fc.checkpoint_every) == (7, 0.5, 1, 3)
+    assert fc.snapshot_every == FitConfig().snapshot_every  # not in the experiment: the default
+    with pytest.raises(ConfigError, match="iterations"):
+        FitConfig.of(Experiment(iterations=0))

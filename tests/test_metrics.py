@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dipnb.metrics import mse, psnr, ssim
+from dipnb.metrics import SCORES, denoising_scores, mse, psnr, ssim
 
 
 def test_psnr_of_a_constant_offset(rng, odd_size):
@@ -81,3 +81,17 @@ def test_ssim_bad_input(x, y, words):
 def test_ssim_of_an_image_smaller_than_its_window_is_nan():
     assert np.isnan(ssim(np.zeros((3, 8, 16)), np.zeros((3, 8, 16))))
     assert not np.isnan(ssim(np.zeros((3, 11, 11)), np.zeros((3, 11, 11))))
+
+
+def test_denoising_scores_pick_the_first_best_record(np_rng):
+    clean = np_rng.random((1, 16, 16))
+    noisy = np.clip(clean + 0.1, 0, 1)
+    # PSNR peaks twice (at iterations 20 and 40): the best is the first of the two.
+    scores = denoising_scores([0, 10, 20, 30, 40], [5.0, 9.0, 12.0, 11.0, 12.0], noisy, clean,
+                              best_output=clean, final_output=noisy)
+    assert scores["best_iteration"] == 20 and scores["best_psnr"] == 12.0
+    assert scores["final_psnr"] == 12.0
+    assert scores["noisy_psnr"] == pytest.approx(psnr(noisy, clean))
+    assert scores["best_ssim"] == pytest.approx(1.0)  # the clean image itself
+    assert scores["final_ssim"] == scores["noisy_ssim"] < 1.0
+    assert set(scores) == set(SCORES)

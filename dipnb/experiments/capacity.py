@@ -9,6 +9,7 @@ and standard deviation over seeds of the iteration at which each frequency conve
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -166,16 +167,15 @@ def capacity(cfg: CapacityConfig, ctx: Context) -> dict:
     se = np.zeros((V, R, 2, cfg.iterations), dtype=np.float32)  # SE curves of every run
     seconds = np.zeros((V, R))
     iterations = None
-    for j, v in enumerate(cfg.values):
-        for r in range(R):
-            res = ctx.run("decoupling-1d", **cfg.overrides(v, r))
-            d = res.data
-            iterations = d["iterations"]
-            se[j, r] = d["se"]
-            seconds[j, r] = d["fit_seconds"]
-            for i, k in enumerate(freqs):
-                c = d["convergence_iteration"][str(k)]
-                t[j, r, i] = np.nan if c is None else c
+    runs = ctx.run_many(("decoupling-1d", cfg.overrides(v, r)) for v in cfg.values for r in range(R))
+    for (j, r), res in zip(itertools.product(range(V), range(R)), runs, strict=True):
+        d = res.data
+        iterations = d["iterations"]
+        se[j, r] = d["se"]
+        seconds[j, r] = d["fit_seconds"]
+        for i, k in enumerate(freqs):
+            c = d["convergence_iteration"][str(k)]
+            t[j, r, i] = np.nan if c is None else c
     mean, std, n = _stats(t)
     return {
         "model": cfg.model,

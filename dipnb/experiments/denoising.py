@@ -10,7 +10,7 @@ from .. import data as D
 from .. import models as M
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
-from ..metrics import psnr, ssim
+from ..metrics import SCORES, denoising_scores
 from .engine import Context, experiment
 
 MODELS = ("dip", "linear", "relunet")
@@ -50,13 +50,9 @@ class DenoisingConfig:
         self.fit_config()
 
     def fit_config(self) -> FitConfig:
-        return FitConfig(
-            iterations=self.iterations,
-            lr=self.lr,
-            record_every=self.record_every,
-            snapshot_every=self.snapshot_every,
+        return FitConfig.of(
+            self,
             batch_pixels=self.batch_pixels if self.model == "relunet" else 0,
-            precision=self.precision,
             # DIP-Linear's checkpoints (weights + Adam state) would be gigabytes and its runs are short.
             checkpoint_every=0 if self.model == "linear" else max(self.record_every, 100),
         )
@@ -90,18 +86,7 @@ def load_pair(cfg: DenoisingConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _summary(data: dict, cfg: DenoisingConfig) -> dict:
-    return {
-        "image": cfg.image,
-        "model": cfg.model,
-        "seed": cfg.seed,
-        "noisy_psnr": data["noisy_psnr"],
-        "best_psnr": data["best_psnr"],
-        "best_iteration": data["best_iteration"],
-        "final_psnr": data["final_psnr"],
-        "noisy_ssim": data["noisy_ssim"],
-        "best_ssim": data["best_ssim"],
-        "final_ssim": data["final_ssim"],
-    }
+    return {"image": cfg.image, "model": cfg.model, "seed": cfg.seed, **{k: data[k] for k in SCORES}}
 
 
 @experiment(
@@ -126,26 +111,16 @@ def denoising(cfg: DenoisingConfig, ctx: Context) -> dict:
         model, z, noisy, cfg.fit_config(), reference=clean,
         minibatch_seed=cfg.seed, **ctx.fit_kwargs(f"{cfg.model} {cfg.image} seed {cfg.seed}"),
     )
-    curve = rec.psnr[0]
-    i = int(np.argmax(curve))
-    out = {
+    return {
         "clean": clean,
         "noisy": noisy,
-        "noisy_psnr": psnr(noisy, clean),
         "iterations": rec.iterations,
-        "psnr": curve,
+        "psnr": rec.psnr[0],
         "loss": rec.loss[0],
-        "best_psnr": float(curve[i]),
-        "best_iteration": int(rec.iterations[i]),
         "best_output": rec.best_output[0],
-        "final_psnr": float(curve[-1]),
         "final_output": rec.final[0],
         "snapshot_iterations": rec.snapshot_iterations,
         "snapshots": None if rec.snapshots is None else rec.snapshots[0],
         "fit_seconds": rec.seconds,
-        # SSIM of the input, of the output at the best PSNR, and of the last output (no unit)
-        "noisy_ssim": ssim(noisy, clean),
-        "best_ssim": ssim(rec.best_output[0], clean),
-        "final_ssim": ssim(rec.final[0], clean),
+        **denoising_scores(rec.iterations, rec.psnr[0], noisy, clean, rec.best_output[0], rec.final[0]),
     }
-    return out

@@ -16,6 +16,7 @@ the recorded trajectory (an oracle stopping time, as in the paper).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,19 +193,18 @@ def denoising_table(cfg: DenoisingTableConfig, ctx: Context) -> dict:
     best_ssim = {m: {i: [] for i in cfg.images} for m in cfg.models}
     seconds = {m: {i: [] for i in cfg.images} for m in cfg.models}
     noisy_psnr, noisy_ssim, shapes = {}, {}, {}
-    for image in cfg.images:
-        for model in cfg.models:
-            for seed in range(cfg.seeds):
-                r = ctx.run("denoising", **unit_overrides(cfg, image, model, seed))
-                d = r.data
-                best[model][image].append(d["best_psnr"])
-                best_it[model][image].append(d["best_iteration"])
-                final[model][image].append(d["final_psnr"])
-                best_ssim[model][image].append(d["best_ssim"])
-                seconds[model][image].append(float(d.get("fit_seconds", 0.0)))
-                noisy_psnr.setdefault(image, d["noisy_psnr"])
-                noisy_ssim.setdefault(image, d["noisy_ssim"])
-                shapes.setdefault(image, tuple(d["clean"].shape))
+    units = list(itertools.product(cfg.images, cfg.models, range(cfg.seeds)))
+    runs = ctx.run_many(("denoising", unit_overrides(cfg, *u)) for u in units)
+    for (image, model, _), r in zip(units, runs, strict=True):
+        d = r.data
+        best[model][image].append(d["best_psnr"])
+        best_it[model][image].append(d["best_iteration"])
+        final[model][image].append(d["final_psnr"])
+        best_ssim[model][image].append(d["best_ssim"])
+        seconds[model][image].append(float(d.get("fit_seconds", 0.0)))
+        noisy_psnr.setdefault(image, d["noisy_psnr"])
+        noisy_ssim.setdefault(image, d["noisy_ssim"])
+        shapes.setdefault(image, tuple(d["clean"].shape))
     mean_over_images = {m: float(np.mean([np.mean(best[m][i]) for i in cfg.images])) for m in cfg.models}
     return {
         "best_psnr": best,  # model -> image -> list over seeds (dB)

@@ -16,8 +16,9 @@ import sys
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ __all__ = [
     "SMOKE_STEPS",
     "smoke_overrides",
     "on_result_stored",
+    "Workers",
+    "use_workers",
+    "workers_from_env",
 ]
 
 # Bump the suffix when a change of the engine changes what a stored result means.
@@ -85,6 +89,72 @@ class Experiment:
         return out
 
 
+class Workers:
+    """Where a composite experiment computes its sub-runs that are not cached (see
+    :meth:`Context.run_many`): a given executor (a Dask cluster's, say), or ``n`` local worker
+    processes with ``threads`` torch threads each, started on first use and closed by :func:`run`.
+    """
+
+    def __init__(self, n: int = 0, *, executor: Executor | None = None, threads: int | None = 1):
+        if executor is None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+            raise ConfigError(f"local workers must be an integer >= 2, got {n!r}")
+        self.n = n
+        self.threads = None if executor is not None else threads  # a Dask worker pins its own
+        self._executor = executor
+        self._own = executor is None
+
+    def executor(self) -> Executor:
+        if self._executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: a forked child inherits torch's thread pools in an unknown state
+            self._executor = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    def close(self) -> None:
+        if self._own and self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def __repr__(self) -> str:
+        if self._own:
+            return f"Workers({self.n} local processes, {self.threads} torch thread(s) each)"
+        return f"Workers({type(self._executor).__name__})"
+
+
+def workers_from_env() -> int:
+    """``DIPNB_WORKERS``: local worker processes for a composite's sub-runs (default 1: none, the
+    sub-runs run in this process)."""
+    v = os.environ.get("DIPNB_WORKERS", "1").strip() or "1"
+    if not v.isdigit() or int(v) < 1:
+        raise ConfigError(f"DIPNB_WORKERS={v!r} is not allowed: use an integer >= 1 (1: no worker processes)")
+    return int(v)
+
+
+@contextmanager
+def use_workers(workers: int | Executor | Workers | None, device: torch.device) -> Iterator[Workers | None]:
+    """The :class:`Workers` that ``workers`` (see :func:`run`) asks for on ``device``, or None for
+    none; worker processes started here are closed on exit."""
+    if isinstance(workers, Workers):
+        yield workers
+        return
+    n = workers_from_env() if workers is None else workers
+    if isinstance(n, Executor):
+        pool = Workers(executor=n)
+    elif isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"workers={n!r} is not allowed: use an integer >= 1 or a concurrent.futures.Executor")
+    elif n == 1 or device.type != "cpu":  # one GPU: its runs would queue on it anyway
+        pool = None
+    else:
+        pool = Workers(n)
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            pool.close()
+
+
 @dataclass
 class Context:
     """What an experiment function may use besides its config."""
@@ -98,6 +168,7 @@ class Context:
     use_cache: bool = True
     smoke: bool = False  # a smoke run: every nested run is one too
     child_peaks: list = field(default_factory=list)  # peak memory (bytes) of the nested runs computed
+    workers: Workers | None = None  # where run_many computes the sub-runs that are not cached
 
     @property
     def checkpoint(self) -> Path:
@@ -116,12 +187,41 @@ class Context:
     def run(self, name: str, **overrides) -> Result:
         """Run (or load) another experiment with this context's profile, device and cache."""
         res = run(
-            name, profile=self.profile, device=self.device, progress=self.progress,
-            store=self.store, cache=self.use_cache, verbose=False, smoke=self.smoke, **overrides,
+            name, profile=self.profile, device=self.device, progress=self.progress, store=self.store,
+            cache=self.use_cache, verbose=False, smoke=self.smoke, workers=self.workers, **overrides,
         )
+        self._note_peak(res)
+        return res
+
+    def run_many(self, runs: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Result]:
+        """Run (or load) the independent sub-runs ``[(experiment, overrides), ...]`` of a composite.
+
+        Where this run has workers (:func:`run`'s ``workers``, ``DIPNB_WORKERS``, or an executor
+        such as a Dask cluster's), the sub-runs not in the cache are computed there first,
+        through :func:`sweep`, each stored in the cache as it arrives; otherwise they run here,
+        one after another, as :meth:`run` runs them.
+
+        Returns:
+            One :class:`Result` per sub-run, in the order given.
+        """
+        runs = [(n, dict(ov)) for n, ov in runs]
+        if self.workers is not None and self.use_cache:
+            by_name: dict[str, dict[str, dict]] = {}  # a sub-run asked for twice is computed once
+            for n, ov in runs:
+                by_name.setdefault(n, {})[repr(sorted(ov.items()))] = ov
+            for n, unique in by_name.items():
+                done = _sweep_combos(
+                    n, list(unique.values()), profile=self.profile, executor=self.workers.executor(),
+                    store=self.store, progress=self.progress, errors="raise", verbose=False,
+                    smoke=self.smoke, threads=self.workers.threads,
+                )
+                for res in done:
+                    self._note_peak(res)
+        return [self.run(n, **ov) for n, ov in runs]
+
+    def _note_peak(self, res: Result) -> None:
         if not res.cached and res.meta.get("peak_memory_bytes") is not None:
             self.child_peaks.append(res.meta["peak_memory_bytes"])
-        return res
 
 
 @dataclass
@@ -190,7 +290,7 @@ def experiment(
     name: str,
     *,
     config: type,
-    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    profiles: Mapping[str, Mapping[str, Any] | str] | None = None,
     summary: Callable[[dict, Any], dict] | None = None,
     after: Callable[[Result], None] | None = None,
     version: int = 1,
@@ -201,7 +301,8 @@ def experiment(
     Args:
         config: a frozen dataclass whose every field has a default.
         profiles: ``{"quick": {...}, "paper": {...}}`` field values per profile; a field a
-            profile does not name keeps its default.
+            profile does not name keeps its default. A profile given as another's name
+            (``"colab": "paper"``) is that profile.
         summary: ``(data, cfg) -> dict`` of JSON-ready values for the command line.
         after: called with every :class:`Result` of this experiment, computed or loaded, for side
             effects that depend on config fields left out of the cache key (``metadata={"cache": False}``).
@@ -213,6 +314,10 @@ def experiment(
     """
     profiles = dict(profiles or {})
     for p, vals in profiles.items():
+        if isinstance(vals, str):
+            if not isinstance(profiles.get(vals), Mapping):
+                raise ValueError(f"{name}: profile {p!r} names {vals!r}, which is not a profile given by its values")
+            profiles[p] = vals = profiles[vals]
         if p not in PROFILES:
             raise ValueError(f"{name}: unknown profile {p!r}")
         names_ = {f.name for f in fields(config)}
@@ -304,18 +409,20 @@ def _type_name(tp) -> str:
 
 
 def _field_comments(cls) -> dict[str, str]:
-    """The ``# comment`` after each field in the dataclass's source, for ``dipnb list``."""
+    """The ``# comment`` after each field in the dataclass's source (and its bases'), for
+    ``dipnb list``."""
     import inspect
 
-    try:
-        src = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return {}
-    out = {}
-    for line in src.splitlines():
-        s = line.strip()
-        if ":" in s and "#" in s and not s.startswith(("#", "def ", "class ")):
-            out[s.split(":", 1)[0].strip()] = s.split("#", 1)[1].strip()
+    out: dict[str, str] = {}
+    for c in reversed(cls.__mro__[:-1]):  # bases first, so a subclass's comment wins
+        try:
+            src = inspect.getsource(c)
+        except (OSError, TypeError):
+            continue
+        for line in src.splitlines():
+            s = line.strip()
+            if ":" in s and "#" in s and not s.startswith(("#", "def ", "class ")):
+                out[s.split(":", 1)[0].strip()] = s.split("#", 1)[1].strip()
     return out
 
 
@@ -552,6 +659,7 @@ def run_config(
     verbose: bool = True,
     reason: str = "",
     smoke: bool = False,
+    workers: Workers | None = None,
 ) -> Result:
     """Load or compute experiment ``name`` for an already built config (see :func:`run`).
 
@@ -579,7 +687,7 @@ def run_config(
     show = progress if progress is not None else os.environ.get("DIPNB_PROGRESS", "1") != "0"
     if verbose:
         _log(f"{where}: computing on {describe_device(dev)}")
-    ctx = Context(name, profile, dev, show, store, key, cache, smoke)
+    ctx = Context(name, profile, dev, show, store, key, cache, smoke, workers=workers)
     _reset_peak(dev)
     t0 = time.perf_counter()
     data = exp.func(cfg, ctx)
@@ -626,6 +734,7 @@ def run(
     cache: bool = True,
     verbose: bool = True,
     smoke: bool | None = None,
+    workers: int | Executor | Workers | None = None,
     **overrides,
 ) -> Result:
     """Run experiment ``name``, or load it from the cache if this exact config was run before.
@@ -637,6 +746,12 @@ def run(
         cache: read and write the result cache (``DIPNB_CACHE``).
         smoke: a smoke run (default ``DIPNB_SMOKE``, else False): the profile's sizes, a handful
             of steps (:func:`smoke_overrides`), peak memory in ``meta``, cached apart, never a result.
+        workers: where a composite experiment (one made of cached sub-runs, such as ``capacity``
+            or ``denoising-table``) computes the sub-runs not yet cached: an integer N >= 2
+            starts N local worker processes with one torch thread each, on a CPU only; 1 runs
+            them here, one after another; an executor (a Dask cluster's, see
+            :mod:`dipnb.distributed`) sends them there. Default ``DIPNB_WORKERS``, else 1. The
+            README measures when worker processes are faster.
         **overrides: config fields to set, e.g. ``seed=3``.
 
     Returns:
@@ -644,10 +759,12 @@ def run(
     """
     smoke = _smoke_env() if smoke is None else bool(smoke)
     cfg, prof, reason = make_config(name, profile, smoke=smoke, **overrides)
-    return run_config(
-        name, cfg, profile=prof, device=device, progress=progress, store=store,
-        cache=cache, verbose=verbose, reason=reason, smoke=smoke,
-    )
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    with use_workers(workers, dev) as pool:
+        return run_config(
+            name, cfg, profile=prof, device=dev, progress=progress, store=store,
+            cache=cache, verbose=verbose, reason=reason, smoke=smoke, workers=pool,
+        )
 
 
 GridKey = str | tuple[str, ...]
@@ -699,6 +816,11 @@ def grid_combinations(grid: Mapping[GridKey, Iterable]) -> list[dict]:
     return out
 
 
+def _stored_key(name: str, cfg, smoke: bool) -> str:
+    """The key :func:`run_config` stores ``cfg``'s result under (a smoke run: its shortened config)."""
+    return result_key(name, _smoke_config(name, cfg) if smoke else cfg, smoke=smoke)
+
+
 def _in_dask_worker_threads() -> int | None:
     try:
         from distributed import get_worker
@@ -722,7 +844,8 @@ def _writable(root: Path) -> bool:
 
 
 def compute_task(
-    name: str, cfg, profile: str, threads: int | None = None, store_root: str | None = None
+    name: str, cfg, profile: str, threads: int | None = None, store_root: str | None = None,
+    smoke: bool = False,
 ) -> Result:
     """Compute one config in a worker process and return its result.
 
@@ -744,10 +867,10 @@ def compute_task(
     threads = threads or _in_dask_worker_threads()
     if threads:
         torch.set_num_threads(int(threads))
+    kw = {"profile": profile, "progress": False, "verbose": False, "smoke": smoke}
     if store_root is not None and _writable(Path(store_root)):
-        store = ResultStore(store_root)
-        return run_config(name, cfg, profile=profile, progress=False, verbose=False, store=store, cache=True)
-    return run_config(name, cfg, profile=profile, progress=False, verbose=False, cache=False)
+        return run_config(name, cfg, store=ResultStore(store_root), cache=True, **kw)
+    return run_config(name, cfg, cache=False, **kw)
 
 
 def sweep(
@@ -782,14 +905,33 @@ def sweep(
     """
     if errors not in ("raise", "collect"):
         raise ConfigError(f"errors must be 'raise' or 'collect', got {errors!r}")
-    store = store or ResultStore()
     combos = [dict(fixed, **c) for c in grid_combinations(grid)]
+    return _sweep_combos(name, combos, profile=profile, executor=executor, store=store, progress=progress,
+                         errors=errors, verbose=verbose)
+
+
+def _sweep_combos(
+    name: str,
+    combos: list[dict],
+    *,
+    profile: str | None,
+    executor: Executor | None,
+    store: ResultStore | None,
+    progress: bool | None,
+    errors: str,
+    verbose: bool,
+    smoke: bool = False,
+    threads: int | None = None,
+) -> list[Result | SweepFailure]:
+    """:func:`sweep` over a list of parameter dicts (``threads``: torch threads per task, for
+    local worker processes; ``smoke``: smoke runs, cached apart, as :func:`run` makes them)."""
+    store = store or ResultStore()
     prof, reason = resolve_profile(profile)
     results: list[Result | SweepFailure | None] = [None] * len(combos)
     cfgs: list[Any] = [None] * len(combos)
     for i, params in enumerate(combos):
         try:
-            cfgs[i] = make_config(name, prof, **params)[0]
+            cfgs[i] = make_config(name, prof, smoke=smoke, **params)[0]
         except ConfigError as e:
             if errors == "raise":
                 raise ConfigError(f"sweep {name!r}, config {_format_params(params)}: {e}") from e
@@ -798,7 +940,7 @@ def sweep(
     for i, cfg in enumerate(cfgs):
         if cfg is None:
             continue
-        entry = store.load(name, config_key(name, cfg, _version(name)))
+        entry = store.load(name, _stored_key(name, cfg, smoke))
         if entry is not None:
             results[i] = Result(name, cfg, entry["data"], entry.get("meta", {}), cached=True)
         else:
@@ -824,7 +966,8 @@ def sweep(
         if executor is None:
             for i in todo:
                 try:
-                    results[i] = run_config(name, cfgs[i], profile=prof, store=store, progress=False, verbose=False)
+                    results[i] = run_config(name, cfgs[i], profile=prof, store=store, progress=False, verbose=False,
+                                            smoke=smoke)
                 except Exception as e:  # one failing run must not lose the others
                     fail(i, e)
                 bar.update(1)
@@ -832,7 +975,7 @@ def sweep(
             from concurrent.futures import as_completed
 
             root = str(store.root.resolve())
-            futures = {executor.submit(compute_task, name, cfgs[i], prof, None, root): i for i in todo}
+            futures = {executor.submit(compute_task, name, cfgs[i], prof, threads, root, smoke): i for i in todo}
             for fut in as_completed(futures):
                 i = futures.pop(fut)
                 try:
@@ -840,11 +983,11 @@ def sweep(
                 except Exception as e:
                     fail(i, e)
                 else:
-                    key = config_key(name, cfgs[i], _version(name))
+                    key = _stored_key(name, cfgs[i], smoke)
                     # A worker that reaches this cache stored the result already; one that does
                     # not (another machine, no shared filesystem) leaves it to the caller.
                     if store.load(name, key) is None:
-                        store.save(name, key, {"config": asdict(cfgs[i]), "data": res.data, "meta": res.meta})
+                        store.save(name, key, {"config": asdict(res.config), "data": res.data, "meta": res.meta})
                     results[i] = res
                 bar.update(1)
     if failed and errors == "raise":

@@ -36,7 +36,7 @@ from .engine import Context, experiment
 
 __all__ = [
     "SamplesConfig",
-    "KernelConfig",
+    "GPKernelConfig",
     "GPPriorConfig",
     "sample_skip_outputs",
     "image_statistics",
@@ -247,7 +247,7 @@ def gp_prior_samples(cfg: SamplesConfig, ctx: Context) -> dict:
 
 
 @dataclass(frozen=True)
-class KernelConfig:
+class GPKernelConfig:
     length: int = 128  # length of the output signal (samples)
     stages: int = 3  # x2 upsamplings of the 1D decoder (its input has length / 2**stages)
     upsample_mode: str = "bilinear"  # nearest | bilinear (linear interpolation) | none (stride-1 convs only)
@@ -295,7 +295,7 @@ def theory_lengths(modes=("nearest", "bilinear"), stages=(1, 2, 3, 4, 5), length
     return out
 
 
-def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
+def _kernel_summary(data: dict, cfg: GPKernelConfig) -> dict:
     keys = ("kernel_max_abs_error", "kernel_max_abs_error_centred", "kernel_ideal_max_abs_error",
             "theory_ideal_max_abs_difference", "correlation_length_theory", "correlation_length_empirical")
     return {"stages": cfg.stages, "upsample_mode": cfg.upsample_mode, "width": cfg.width,
@@ -304,13 +304,13 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
 
 @experiment(
     "gp-prior-kernel",
-    config=KernelConfig,
+    config=GPKernelConfig,
     profiles={"quick": {"width": 64, "samples": 2000}, "paper": {"width": 256, "samples": 10000},
               "colab": {"width": 256, "samples": 10000}},
     summary=_kernel_summary,
     version=2,  # 2: the theory's lengths keyed "bilinear" (was "linear"), one mode name in 1D and 2D
 )
-def gp_prior_kernel(cfg: KernelConfig, ctx: Context) -> dict:
+def gp_prior_kernel(cfg: GPKernelConfig, ctx: Context) -> dict:
     """A small 1D conv-ReLU decoder: the infinite-width kernel against the measured covariance."""
     dec = cfg.decoder()
     z = D.input_noise((1, dec.in_channels, dec.input_length), seed=cfg.seed)
@@ -381,8 +381,8 @@ class GPPriorConfig:
         return SamplesConfig(size=self.size, depth=depth, width=self.width, upsample_mode=mode,
                              samples=self.samples, seed=self.seed)
 
-    def kernel_config(self) -> KernelConfig:
-        return KernelConfig(width=self.kernel_width, samples=self.kernel_samples, seed=self.seed,
+    def kernel_config(self) -> GPKernelConfig:
+        return GPKernelConfig(width=self.kernel_width, samples=self.kernel_samples, seed=self.seed,
                             stages=self.kernel_stages, upsample_mode=self.kernel_mode)
 
 
@@ -425,16 +425,21 @@ def _summary(data: dict, cfg: GPPriorConfig) -> dict:
 def gp_prior(cfg: GPPriorConfig, ctx: Context) -> dict:
     """The DIP at initialisation: samples, spectrum, covariance, 1D kernel theory, smoothness sweep."""
 
-    def samples(depth, mode):
+    def samples(depth, mode) -> tuple[str, dict]:
         c = cfg.samples_config(depth, mode)
-        return ctx.run("gp-prior-samples", size=c.size, depth=depth, width=c.width, upsample_mode=mode,
-                       samples=c.samples, seed=c.seed).data
+        return "gp-prior-samples", {"size": c.size, "depth": depth, "width": c.width, "upsample_mode": mode,
+                                    "samples": c.samples, "seed": c.seed}
 
     def brief(d: dict) -> dict:  # what the sweep keeps of one grid point
         return {**{k: d[k] for k in SWEEP_KEYS}, "examples": d["examples"][:2]}
 
-    sweep = {mode: {d: brief(samples(d, mode)) for d in cfg.depths} for mode in cfg.modes}
+    grid = [(mode, d) for mode in cfg.modes for d in cfg.depths]
     k = cfg.kernel_config()
-    kernel = ctx.run("gp-prior-kernel", width=k.width, samples=k.samples, seed=k.seed, stages=k.stages,
-                     upsample_mode=k.upsample_mode).data
-    return {"samples": samples(cfg.depth, cfg.upsample_mode), "sweep": sweep, "kernel": kernel}
+    kernel = ("gp-prior-kernel", {"width": k.width, "samples": k.samples, "seed": k.seed, "stages": k.stages,
+                                  "upsample_mode": k.upsample_mode})
+    *swept, main, kern = ctx.run_many([*(samples(d, mode) for mode, d in grid),
+                                       samples(cfg.depth, cfg.upsample_mode), kernel])
+    sweep: dict[str, dict] = {mode: {} for mode in cfg.modes}
+    for (mode, d), res in zip(grid, swept, strict=True):
+        sweep[mode][d] = brief(res.data)
+    return {"samples": main.data, "sweep": sweep, "kernel": kern.data}

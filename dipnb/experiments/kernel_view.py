@@ -31,7 +31,7 @@ from ..fit import FitConfig, fit
 from ..metrics import spearman
 from .engine import Context, experiment
 
-__all__ = ["KernelConfig", "KernelViewConfig", "OPTIMIZERS", "AUTO_GD_STEP", "build"]
+__all__ = ["KernelSpectrumConfig", "KernelViewConfig", "OPTIMIZERS", "AUTO_GD_STEP", "build"]
 
 OPTIMIZERS = ("gd", "adam")
 # gd_step = 0 picks these fractions of the linearised stability limit N / lambda_max. The deep fully
@@ -74,7 +74,9 @@ def _check_kernel_fields(cfg) -> None:
 
 
 @dataclass(frozen=True)
-class KernelConfig:
+class KernelSpectrumConfig:
+    """A 1D net of the decoupling chapter, whose tangent kernel and spectrum are computed."""
+
     model: str = "conv"  # conv (DIP-Conv, 1D conv encoder-decoder) | linear (its fully connected twin)
     length: int = 256  # samples in the signal = outputs = rows of the Jacobian
     width: int = 64  # channels (conv) or units (linear) per layer; the paper's 256
@@ -88,14 +90,9 @@ class KernelConfig:
 
 
 @dataclass(frozen=True)
-class KernelViewConfig:
-    model: str = "conv"  # conv (DIP-Conv, 1D conv encoder-decoder) | linear (its fully connected twin)
-    length: int = 256  # samples in the signal = outputs = rows of the Jacobian
-    width: int = 64  # channels (conv) or units (linear) per layer; the paper's 256
-    depth: int = 10  # layers (the paper's 10)
-    scales: int = -1  # conv only: x2 down/up pairs; -1 = depth // 2, capped so >= 8 samples remain
-    upsample_mode: str = "nearest"  # conv only: nearest | bilinear (linear interpolation) before each up conv
-    seed: int = 0  # seeds the weights; the fixed input noise uses seed + 10000
+class KernelViewConfig(KernelSpectrumConfig):
+    """The kernel sub-experiment's fields (the net and its seed), then the target and the fits."""
+
     frequencies: tuple[int, ...] = (2, 5, 10, 20, 35, 50)  # sines in the target, cycles per signal
     amplitude: float = 1.0  # amplitude A of every sine (the paper's 1)
     delta: float = 0.01  # frequency k has converged once SE(k) = (A_k - A)^2 <= delta (the paper's 0.01)
@@ -138,7 +135,7 @@ class KernelViewConfig:
 
     def kernel_config(self) -> dict:
         """The fields of the kernel sub-experiment."""
-        names = {f.name for f in fields(KernelConfig)}
+        names = {f.name for f in fields(KernelSpectrumConfig)}
         return {k: v for k, v in asdict(self).items() if k in names}
 
     @property
@@ -146,7 +143,7 @@ class KernelViewConfig:
         return self.gd_step or AUTO_GD_STEP[self.model]
 
 
-def build(cfg: KernelConfig | KernelViewConfig) -> tuple[torch.nn.Module, torch.Tensor]:
+def build(cfg: KernelSpectrumConfig | KernelViewConfig) -> tuple[torch.nn.Module, torch.Tensor]:
     """The model of ``cfg`` (weights from ``cfg.seed``) and its fixed input ``z``, ``(1, 1, L)``."""
     options = {"upsample_mode": cfg.upsample_mode} if cfg.model == "conv" else {}
     return M.build_1d(cfg.model, length=cfg.length, width=cfg.width, depth=cfg.depth, scales=cfg.scales,
@@ -168,7 +165,7 @@ def _chunk(device: torch.device) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
+def _kernel_summary(data: dict, cfg: KernelSpectrumConfig) -> dict:
     rho = data["rho"]
     return {
         "model": cfg.model,
@@ -185,7 +182,7 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
 
 @experiment(
     "kernel-spectrum",
-    config=KernelConfig,
+    config=KernelSpectrumConfig,
     profiles={
         # quick: 113k parameters (conv), a full 256-row Jacobian in ~2 s on one CPU thread
         "quick": {"length": 256, "width": 64},
@@ -195,7 +192,7 @@ def _kernel_summary(data: dict, cfg: KernelConfig) -> dict:
     summary=_kernel_summary,
     smoke={},  # one Jacobian at the profile's size, no iterations: smoke mode runs it whole
 )
-def kernel_spectrum(cfg: KernelConfig, ctx: Context) -> dict:
+def kernel_spectrum(cfg: KernelSpectrumConfig, ctx: Context) -> dict:
     """Empirical tangent kernel of a 1D net at initialisation: spectrum and Fourier structure."""
     import time
 
@@ -396,7 +393,7 @@ def _run_adam(cfg: KernelViewConfig, ctx: Context, model, z, y, ks) -> dict:
         # quick: width 64 (113k parameters), GD at a quarter of the stable step: ~1,000 steps for 50 cycles
         "quick": {"length": 256, "width": 64, "gd_iterations": 1500, "adam_iterations": 300},
         "paper": {"length": 256, "width": 256, "gd_iterations": 3000, "adam_iterations": 500},
-        "colab": {"length": 256, "width": 256, "gd_iterations": 3000, "adam_iterations": 500},
+        "colab": "paper",
     },
     summary=_summary,
 )

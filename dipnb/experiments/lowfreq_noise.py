@@ -28,7 +28,7 @@ from .. import data as D
 from .. import models as M
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
-from ..metrics import psnr, ssim
+from ..metrics import SCORES, denoising_scores, psnr
 from .engine import Context, experiment
 
 __all__ = ["LowFreqNoiseConfig", "NOISES", "matched_white_noise", "corrupt", "nearest_snapshot"]
@@ -69,10 +69,7 @@ class LowFreqNoiseConfig:
         self.fit_config()  # iterations, lr, record_every are checked by FitConfig
 
     def fit_config(self) -> FitConfig:
-        return FitConfig(
-            iterations=self.iterations, lr=self.lr, record_every=self.record_every,
-            snapshot_every=self.snapshot_every, checkpoint_every=max(100, self.record_every),
-        )
+        return FitConfig.of(self, checkpoint_every=max(100, self.record_every))
 
 
 def matched_white_noise(clean: np.ndarray, target_psnr: float, seed: int) -> tuple[np.ndarray, float]:
@@ -122,21 +119,12 @@ def nearest_snapshot(data: dict, iteration: int) -> tuple[int, np.ndarray]:
 
 
 def _summary(data: dict, cfg: LowFreqNoiseConfig) -> dict:
+    keys = (*SCORES, "final_psnr_to_input", "early_iteration", "early_noise_fraction", "white_sigma")
     return {
         "image": cfg.image,
         "noise": cfg.noise,
-        "noisy_psnr": data["noisy_psnr"],
-        "best_psnr": data["best_psnr"],
-        "best_iteration": data["best_iteration"],
         "gain": data["best_psnr"] - data["noisy_psnr"],
-        "final_psnr": data["final_psnr"],
-        "final_psnr_to_input": data["final_psnr_to_input"],
-        "noisy_ssim": data["noisy_ssim"],
-        "best_ssim": data["best_ssim"],
-        "final_ssim": data["final_ssim"],
-        "early_iteration": data["early_iteration"],
-        "early_noise_fraction": data["early_noise_fraction"],
-        "white_sigma": data["white_sigma"],
+        **{k: data[k] for k in keys},
     }
 
 
@@ -169,33 +157,24 @@ def lowfreq_noise(cfg: LowFreqNoiseConfig, ctx: Context) -> dict:
         model, z, noisy, cfg.fit_config(), reference=clean, metrics={"noise_fraction": noise_fraction},
         **ctx.fit_kwargs(f"{cfg.noise} noise on {cfg.image}"),
     )
-    curve = rec.psnr[0]
-    i = int(np.argmax(curve))
     frac = rec.metrics["noise_fraction"][0].astype(float)
-    out = {
+    best = rec.best_output[0] if rec.best_output is not None else rec.final[0]
+    k = int(np.argmin(np.abs(rec.iterations - 20)))  # Fig. 2(b) shows the output at 20 iterations
+    return {
         "clean": clean,
         "noisy": noisy,
-        "noisy_psnr": psnr(noisy, clean),
         "white_sigma": sigma,
         "iterations": rec.iterations,
-        "psnr": curve,
+        "psnr": rec.psnr[0],
         "loss": rec.loss[0],
         "noise_fraction": frac,
-        "best_psnr": float(curve[i]),
-        "best_iteration": int(rec.iterations[i]),
-        "best_output": rec.best_output[0] if rec.best_output is not None else rec.final[0],
-        "final_psnr": float(curve[-1]),
+        "best_output": best,
         "final_output": rec.final[0],
         "final_psnr_to_input": float(10 * np.log10(1.0 / max(float(rec.loss[0, -1]), 1e-12))),
         "snapshot_iterations": rec.snapshot_iterations,
         "snapshots": rec.snapshots[0],
         "fit_seconds": rec.seconds,
+        **denoising_scores(rec.iterations, rec.psnr[0], noisy, clean, best, rec.final[0]),
+        "early_iteration": int(rec.iterations[k]),
+        "early_noise_fraction": float(frac[k]),
     }
-    # SSIM of the input, of the output at the best PSNR, and of the last output (no unit)
-    out["noisy_ssim"] = ssim(noisy, clean)
-    out["best_ssim"] = ssim(out["best_output"], clean)
-    out["final_ssim"] = ssim(rec.final[0], clean)
-    k = int(np.argmin(np.abs(rec.iterations - 20)))  # Fig. 2(b) shows the output at 20 iterations
-    out["early_iteration"] = int(rec.iterations[k])
-    out["early_noise_fraction"] = float(frac[k])
-    return out

@@ -234,17 +234,15 @@ def _bench_summary(data: dict, cfg) -> dict:
 )
 def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
     """Tune each stopping rule on some images, then score it against the oracle on the others."""
-    def trajs(images):
-        out = {}
-        for im in images:
-            out[im] = [
-                ctx.run("stopping", image=im, seed=s, sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations,
-                        downsample=cfg.downsample, size=cfg.size, record_every=cfg.record_every).data
-                for s in range(cfg.seeds)
-            ]
-        return out
-
-    tune_t, score_t = trajs(cfg.tune_images), trajs(cfg.score_images)
+    shared = {"sigma": cfg.sigma, "width": cfg.width, "iterations": cfg.iterations, "downsample": cfg.downsample,
+              "size": cfg.size, "record_every": cfg.record_every}
+    units = [(im, s) for im in (*cfg.tune_images, *cfg.score_images) for s in range(cfg.seeds)]
+    runs = ctx.run_many(("stopping", {"image": im, "seed": s, **shared}) for im, s in units)
+    by_image: dict[str, list[dict]] = {}
+    for (im, _), r in zip(units, runs, strict=True):
+        by_image.setdefault(im, []).append(r.data)
+    tune_t = {im: by_image[im] for im in cfg.tune_images}
+    score_t = {im: by_image[im] for im in cfg.score_images}
     tuned, tune_loss = {}, {}
     for rule in ("eps", "variance", "band", "whiteness"):
         tuned[rule], tune_loss[rule] = tune(rule, [t for ts in tune_t.values() for t in ts])

@@ -311,14 +311,7 @@ class TrajectoriesConfig:
         return None
 
     def fit_config(self) -> FitConfig:
-        return FitConfig(
-            iterations=self.iterations,
-            lr=self.lr,
-            record_every=self.record_every,
-            snapshot_every=self.snapshot_every,
-            snapshot_budget_mb=1024.0,
-            checkpoint_every=max(self.record_every, 100),
-        )
+        return FitConfig.of(self, snapshot_budget_mb=1024.0, checkpoint_every=max(self.record_every, 100))
 
     @property
     def window(self) -> int:
@@ -385,7 +378,7 @@ def _summary(data: dict, cfg: TrajectoriesConfig) -> dict:
         # dips near iteration 140, peaks near 250 and has fallen half-way back by about 400
         "quick": {"width": 16, "iterations": 500, "record_every": 5, "snapshot_every": 10},
         "paper": {"width": 128, "iterations": 1000, "record_every": 10, "snapshot_every": 10},
-        "colab": {"width": 128, "iterations": 1000, "record_every": 10, "snapshot_every": 10},
+        "colab": "paper",
     },
     summary=_summary,
     version=2,  # 2: the first convergence is no longer sought in the first half-window of eps
@@ -548,8 +541,7 @@ def trajectories_area(cfg: AreaConfig, ctx: Context) -> dict:
     """Two runs on the triangle with a high-frequency pattern over each area: divergence vs area."""
     eps, smooth, div, first, peak, targets = [], [], [], [], [], []
     iterations = None
-    for a in cfg.areas:
-        res = ctx.run("trajectories", **cfg.sub_config(a))
+    for res in ctx.run_many(("trajectories", cfg.sub_config(a)) for a in cfg.areas):
         d = res.data
         iterations = d["iterations"]
         eps.append(d["eps"])

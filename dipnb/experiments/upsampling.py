@@ -240,10 +240,7 @@ class UpsamplingConfig:
         self.fit_config()  # iterations, lr, record_every, snapshot_every
 
     def fit_config(self) -> FitConfig:
-        return FitConfig(
-            iterations=self.iterations, lr=self.lr, record_every=self.record_every,
-            snapshot_every=self.snapshot_every, checkpoint_every=max(self.record_every, 100),
-        )
+        return FitConfig.of(self, checkpoint_every=max(self.record_every, 100))
 
 
 def load_target(cfg: UpsamplingConfig) -> np.ndarray:
@@ -329,8 +326,8 @@ def upsampling(cfg: UpsamplingConfig, ctx: Context) -> dict:
         runs = {cfg.stride: _fit_one(cfg, ctx)}
     else:  # each stride is its own cached sub-run
         runs = {}
-        for s in sorted({cfg.base_stride, cfg.stride}):
-            sub = ctx.run("upsampling", **{**asdict(cfg), "stride": s, "base_stride": s})
+        strides = sorted({cfg.base_stride, cfg.stride})
+        for sub in ctx.run_many(("upsampling", {**asdict(cfg), "stride": s, "base_stride": s}) for s in strides):
             runs.update(sub.data["runs"])
     target = load_target(cfg)
     return {
@@ -417,10 +414,11 @@ def upsampling_control(cfg: UpsamplingControlConfig, ctx: Context) -> dict:
     hf, top, final_psnr, top_err = (np.zeros((V, S)) for _ in range(4))
     hf_curves, fitted_curves = [], []
     iterations = None
-    for i, v in enumerate(CONTROL_VARIANTS):
+    subs = iter(ctx.run_many(("upsampling", cfg.sub_config(v, s)) for v in CONTROL_VARIANTS for s in range(S)))
+    for i in range(V):
         hc, fc = [], []
         for s in range(S):
-            sub = ctx.run("upsampling", **cfg.sub_config(v, s))
+            sub = next(subs)
             run = sub.data["runs"][sub.config.stride]
             iterations = run["iterations"]
             ff = fitted_frequency(run, threshold=0.1)  # (T,)

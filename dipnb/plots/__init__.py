@@ -67,6 +67,15 @@ def _ax(ax):
     return ax if ax is not None else plt.subplots()[1]
 
 
+def _label_map(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
+    """Axis labels and title of a map drawn with ``imshow`` (no grid over the pixels)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+
+
 def _to_hwc(img) -> np.ndarray:
     a = np.asarray(img, dtype=np.float32)
     while a.ndim > 3:
@@ -96,11 +105,7 @@ def show_spectrum(img, ax=None, title: str | None = None, vmin: float = -8.0, vm
     im = ax.imshow(
         np.log10(p + 1e-12), extent=(-0.5, 0.5, 0.5, -0.5), cmap="magma", vmin=vmin, vmax=vmax
     )
-    ax.set_xlabel("horizontal frequency (cycles/pixel)")
-    ax.set_ylabel("vertical frequency (cycles/pixel)")
-    ax.grid(False)
-    if title:
-        ax.set_title(title)
+    _label_map(ax, "horizontal frequency (cycles/pixel)", "vertical frequency (cycles/pixel)", title)
     return im
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import PALETTE, _ax, show_image
+from . import PALETTE, _ax, _label_map, show_image
 
 __all__ = [
     "stretch",
@@ -70,10 +70,8 @@ def plot_mean_spectrum(samples: Mapping, ax=None, vmin: float | None = None):
     p = np.log10(samples["power_2d"] + 1e-12)
     hi = p.max()
     im = ax.imshow(p, extent=(-0.5, 0.5, 0.5, -0.5), cmap="magma", vmin=vmin if vmin is not None else hi - 4, vmax=hi)
-    ax.set_xlabel("horizontal frequency (cycles/pixel)")
-    ax.set_ylabel("vertical frequency (cycles/pixel)")
-    ax.set_title("mean power spectrum (log10)")
-    ax.grid(False)
+    _label_map(ax, "horizontal frequency (cycles/pixel)", "vertical frequency (cycles/pixel)",
+               "mean power spectrum (log10)")
     ax.figure.colorbar(im, ax=ax, shrink=0.8, label="log10 power")
     return ax
 
@@ -105,10 +103,7 @@ def plot_covariance_map(samples: Mapping, ax=None, title: str = "covariance by o
     rho = samples["covariance_map"]
     D = (rho.shape[0] - 1) // 2
     im = ax.imshow(rho, extent=(-D - 0.5, D + 0.5, D + 0.5, -D - 0.5), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xlabel("horizontal offset dx (pixels)")
-    ax.set_ylabel("vertical offset dy (pixels)")
-    ax.set_title(title)
-    ax.grid(False)
+    _label_map(ax, "horizontal offset dx (pixels)", "vertical offset dy (pixels)", title)
     if colorbar:
         ax.figure.colorbar(im, ax=ax, shrink=0.8, label="covariance / variance")
     return ax
@@ -144,10 +139,7 @@ def plot_variance_map(samples: Mapping, ax=None):
         ax.add_patch(plt.Rectangle((c.min() - 0.5, r.min() - 0.5), c.max() - c.min() + 1, r.max() - r.min() + 1,
                                    fill=False, ec=PALETTE[i % len(PALETTE)], lw=1.5))
         ax.text(c.min() + 2, r.min() + 2, f"block {i}", color="w", fontsize=8, va="top")
-    ax.set_xlabel("column (pixels)")
-    ax.set_ylabel("row (pixels)")
-    ax.set_title("variance per pixel / interior mean")
-    ax.grid(False)
+    _label_map(ax, "column (pixels)", "row (pixels)", "variance per pixel / interior mean")
     ax.figure.colorbar(im, ax=ax, shrink=0.8)
     return ax
 
@@ -194,18 +186,23 @@ def plot_kernel_comparison(kernel: Mapping, ax=None, *, centred: bool = False):
     return ax
 
 
+def _length_axes(ax, xlabel: str, ylabel: str, title: str):
+    """Labels of a correlation length against an integer count, one line per upsampling mode."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(title="upsampling", fontsize=8)
+    return ax
+
+
 def plot_correlation_lengths(sweep: Mapping, ax=None):
     """Correlation length of the skip net's outputs against depth, one line per upsampling mode."""
     ax = _ax(ax)
     for i, (mode, per) in enumerate(sweep.items()):
         depths = sorted(per)
         ax.plot(depths, [per[d]["correlation_length"] for d in depths], "o-", color=PALETTE[i], label=mode)
-    ax.set_xlabel("depth (scales of the skip net)")
-    ax.set_ylabel("correlation length (pixels)")
-    ax.set_title("2D skip net, measured")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(title="upsampling", fontsize=8)
-    return ax
+    return _length_axes(ax, "depth (scales of the skip net)", "correlation length (pixels)", "2D skip net, measured")
 
 
 def plot_theory_lengths(lengths: Mapping, ax=None, stages: Sequence[int] = (1, 2, 3, 4, 5)):
@@ -214,12 +211,7 @@ def plot_theory_lengths(lengths: Mapping, ax=None, stages: Sequence[int] = (1, 2
     for i, (mode, vals) in enumerate(lengths.items()):
         ax.plot(list(stages), vals, "o-", color=PALETTE[i], label=mode)
     ax.set_yscale("log", base=2)
-    ax.set_xlabel("x2 upsamplings")
-    ax.set_ylabel("correlation length (samples)")
-    ax.set_title("1D decoder, infinite-width theory")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(title="upsampling", fontsize=8)
-    return ax
+    return _length_axes(ax, "x2 upsamplings", "correlation length (samples)", "1D decoder, infinite-width theory")
 
 
 def depth_panel(sweep: Mapping, depth: int):
@@ -246,28 +238,26 @@ def _row(n: int, width: float = 10.0, height: float = 3.7):
     return fig, axes
 
 
+def _pair(left, right, samples: Mapping):
+    fig, (a, b) = _row(2)
+    left(samples, a)
+    right(samples, b)
+    return fig
+
+
 def spectrum_figure(samples: Mapping):
     """Mean 2D power spectrum (left) and its radial average against white noise (right)."""
-    fig, (a, b) = _row(2)
-    plot_mean_spectrum(samples, a)
-    plot_radial_spectrum(samples, b)
-    return fig
+    return _pair(plot_mean_spectrum, plot_radial_spectrum, samples)
 
 
 def covariance_figure(samples: Mapping):
     """Normalised covariance by 2D offset (left) and along three directions (right)."""
-    fig, (a, b) = _row(2)
-    plot_covariance_map(samples, a)
-    plot_direction_profiles(samples, b)
-    return fig
+    return _pair(plot_covariance_map, plot_direction_profiles, samples)
 
 
 def stationarity_figure(samples: Mapping):
     """Variance of each pixel with the test blocks (left) and the covariance per block (right)."""
-    fig, (a, b) = _row(2)
-    plot_variance_map(samples, a)
-    plot_block_profiles(samples, b)
-    return fig
+    return _pair(plot_variance_map, plot_block_profiles, samples)
 
 
 def kernel_figure(kernel: Mapping):

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import ntk
-from . import PALETTE, _ax
+from . import PALETTE, _ax, _label_map
 
 __all__ = [
     "plot_kernel",
@@ -40,11 +40,7 @@ def plot_kernel(K, ax=None, title: str | None = None):
     K = np.asarray(K)
     v = np.abs(K).max()
     im = ax.imshow(K / v, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-    ax.set_xlabel("output sample j")
-    ax.set_ylabel("output sample i")
-    ax.grid(False)
-    if title:
-        ax.set_title(title)
+    _label_map(ax, "output sample j", "output sample i", title)
     return im
 
 
@@ -57,11 +53,7 @@ def plot_fourier_kernel(K, ax=None, title: str | None = None, floor: float = -4.
         np.log10(Kh / Kh.max() + 1e-12), cmap="magma", vmin=floor, vmax=0,
         extent=(-n / 2 - 0.5, n / 2 - 0.5, n / 2 - 0.5, -n / 2 - 0.5), interpolation="nearest",
     )
-    ax.set_xlabel("frequency k' (cycles/signal)")
-    ax.set_ylabel("frequency k (cycles/signal)")
-    ax.grid(False)
-    if title:
-        ax.set_title(title)
+    _label_map(ax, "frequency k' (cycles/signal)", "frequency k (cycles/signal)", title)
     return im
 
 

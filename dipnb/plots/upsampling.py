@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import spectral, widgets
-from . import PALETTE, _ax, show_image
+from . import PALETTE, _ax, _label_map, show_image
 
 __all__ = [
     "plot_decomposition",
@@ -95,15 +95,20 @@ def plot_response(resp: Mapping, ax=None, *, paper: bool = True, logy: bool = Tr
         ax.plot(k, np.maximum(resp["continuous"], floor), "--", color=PALETTE[1], lw=1.2,
                 label="paper (normalised)")
     _mark_bands(ax, L)
+    _response_axes(ax, logy, floor)
+    ax.set_title(title or f"{resp['mode']} upsampling, stride {L}")
+    ax.legend(loc="upper right", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none")
+    return ax
+
+
+def _response_axes(ax, logy: bool, floor: float) -> None:
+    """Frequency axis up to Nyquist; gain axis relative to zero frequency, log down to ``floor``."""
     ax.set_xlim(0, 0.5)
     if logy:
         ax.set_yscale("log")
         ax.set_ylim(floor, 2)
     ax.set_xlabel("frequency (cycles/output sample)")
     ax.set_ylabel("|H(k)| / H(0)")
-    ax.set_title(title or f"{resp['mode']} upsampling, stride {L}")
-    ax.legend(loc="upper right", fontsize=8, frameon=True, framealpha=0.9, edgecolor="none")
-    return ax
 
 
 def plot_responses(resps: Sequence[Mapping], ax=None, *, logy: bool = True):
@@ -115,12 +120,7 @@ def plot_responses(resps: Sequence[Mapping], ax=None, *, logy: bool = True):
         every = max(1, k.size // 80)
         ax.plot(k, np.maximum(r["analytic"], floor), color=c, lw=1.4, label=f"L = {r['stride']}")
         ax.plot(k[::every], np.maximum(r["measured"][::every], floor), "o", ms=2, color=c)
-    ax.set_xlim(0, 0.5)
-    if logy:
-        ax.set_yscale("log")
-        ax.set_ylim(floor, 2)
-    ax.set_xlabel("frequency (cycles/output sample)")
-    ax.set_ylabel("|H(k)| / H(0)")
+    _response_axes(ax, logy, floor)
     ax.set_title(f"{resps[0]['mode']}: closed form (lines), torch (dots)")
     ax.legend(fontsize=8, ncols=2)
     return ax
@@ -190,10 +190,7 @@ def plot_band_errors(run: Mapping, ax=None, *, title: str | None = None, colorba
         vmin=_ERR_RANGE[0], vmax=_ERR_RANGE[1], extent=(it[0], it[-1], edges[0], edges[-1]),
         interpolation="nearest",
     )
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("radial frequency (cycles/pixel)")
-    ax.grid(False)
-    ax.set_title(title or f"spectral error, stride {run['stride']}")
+    _label_map(ax, "iteration", "radial frequency (cycles/pixel)", title or f"spectral error, stride {run['stride']}")
     if colorbar:
         ax.figure.colorbar(im, ax=ax, label="log10 relative error")
     return im

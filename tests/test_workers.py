@@ -1,0 +1,104 @@
+"""A composite experiment's sub-runs, computed on workers through the sweep machinery."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import dipnb
+from dipnb.cli import main
+from dipnb.errors import ConfigError
+from dipnb.experiments import Workers
+from dipnb.experiments.cache import ResultStore
+
+# capacity over two depths and two seeds: four decoupling-1d fits of 30 steps (a second or two).
+TINY_CAPACITY = dict(model="conv", vary="depth", values=(4, 6), runs=2, iterations=30, width=16)
+
+
+def _trace(path) -> list[tuple[str, str, int]]:
+    """``(experiment, key, pid)`` of every computation DIPNB_TRACE logged."""
+    if not path.exists():
+        return []
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+@pytest.fixture
+def traced(tmp_path, monkeypatch):
+    trace = tmp_path / "trace.txt"
+    monkeypatch.setenv("DIPNB_TRACE", str(trace))
+    return trace
+
+
+@pytest.mark.slow
+def test_subruns_in_worker_processes_equal_those_computed_here(traced, tmp_path, one_thread):
+    here = dipnb.run("capacity", profile="quick", store=ResultStore(tmp_path / "here"), workers=1,
+                     **TINY_CAPACITY)
+    in_process = {(n, k) for n, k, pid in _trace(traced) if pid == os.getpid()}
+    assert len(in_process) == 5, "workers=1: the four sub-runs and the composite, all in this process"
+    traced.unlink()
+
+    pooled = dipnb.run("capacity", profile="quick", store=ResultStore(tmp_path / "pooled"), workers=2,
+                       **TINY_CAPACITY)
+    rows = _trace(traced)
+    subs = [(n, pid) for n, _, pid in rows if n == "decoupling-1d"]
+    assert len(subs) == 4, "each sub-run is computed once"
+    assert all(pid != os.getpid() for _, pid in subs), "workers=2: the sub-runs run in worker processes"
+    assert len({pid for _, pid in subs}) == 2, "both workers took sub-runs"
+    assert [n for n, _, pid in rows if pid == os.getpid()] == ["capacity"]
+    # One torch thread here and in each worker: the same float reductions, the same numbers.
+    np.testing.assert_array_equal(pooled.data["se"], here.data["se"])
+    np.testing.assert_array_equal(pooled.data["mean"], here.data["mean"])
+
+    traced.unlink()
+    again = dipnb.run("capacity", profile="quick", store=ResultStore(tmp_path / "pooled"), workers=2,
+                      **TINY_CAPACITY)
+    assert again.cached and _trace(traced) == []
+
+
+def test_an_executor_computes_each_asked_subrun_once_and_smoke_stays_smoke(traced, tmp_path, one_thread):
+    store = ResultStore(tmp_path / "c")
+    with ThreadPoolExecutor(2) as ex:
+        res = dipnb.run("gp-prior", profile="quick", store=store, smoke=True, workers=ex, size=64, width=8,
+                        samples=4, depths=(1, 2), depth=2, kernel_samples=8, kernel_width=8)
+    assert res.smoke
+    counts = Counter((n, k) for n, k, _ in _trace(traced))
+    assert max(counts.values()) == 1, f"a sub-run was computed twice: {counts}"
+    # 2 modes x 2 depths of samples; the samples gp-prior shows (bilinear, depth 2) are one of
+    # them and are not computed again; one kernel run; the composite itself.
+    names = Counter(n for n, _ in counts)
+    assert names == {"gp-prior-samples": 4, "gp-prior-kernel": 1, "gp-prior": 1}
+    metas = [store.load(n, k)["meta"] for n, k, _ in store.entries()]
+    assert len(metas) == 6 and all(m["smoke"] for m in metas), "a smoke run's sub-runs are smoke runs"
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
+def test_bad_dipnb_workers_is_one_line_before_anything_runs(value, monkeypatch, traced):
+    monkeypatch.setenv("DIPNB_WORKERS", value)
+    with pytest.raises(ConfigError, match=r"DIPNB_WORKERS=.*integer >= 1") as e:
+        dipnb.run("capacity", profile="quick", **TINY_CAPACITY)
+    assert "\n" not in str(e.value)
+    assert _trace(traced) == []
+
+
+@pytest.mark.parametrize("value", [0, -2, True, "2"])
+def test_bad_workers_argument(value, traced):
+    with pytest.raises(ConfigError, match="workers=.*integer >= 1 or a concurrent.futures.Executor"):
+        dipnb.run("capacity", profile="quick", workers=value, **TINY_CAPACITY)
+    assert _trace(traced) == []
+
+
+def test_workers_object_needs_two_processes_or_an_executor():
+    with pytest.raises(ConfigError, match="integer >= 2"):
+        Workers(1)
+
+
+def test_cli_run_refuses_zero_workers(capsys, traced):
+    assert main(["run", "capacity", "--workers", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "workers=0" in err[0]
+    assert _trace(traced) == []
