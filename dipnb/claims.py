@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spectral
+from . import stopping as stopping_rules
 from .errors import ConfigError
 
 __all__ = [
@@ -925,7 +926,7 @@ def _bench(profile: str, seed: int, smoke: bool) -> dict:
     for rule in ("oracle", "final", *rules):
         per_image = []
         for ts in score_t.values():
-            idx = [S.apply_rule(rule, t, tuned.get(rule, {})) for t in ts]
+            idx = [stopping_rules.apply_rule(rule, t, tuned.get(rule, {})) for t in ts]
             losses = [float(np.max(t["psnr"][0]) - t["psnr"][0][i]) for t, i in zip(ts, idx, strict=True)]
             per_image.append(np.mean(losses))
         score[rule] = float(np.mean(per_image))

@@ -243,3 +243,12 @@ def test_every_claim_is_checked_on_its_page_through_dipnb_claims():
         named = {n for _, names in calls for n in re.findall(r'"([^"]+)"', names)}
         ids = {c.id.split("/", 1)[1] for c in C.CLAIMS.values() if c.chapter == chapter}
         assert whole or ids <= named, f"{chapter}: claims its page does not check: {sorted(ids - named)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", C.chapters())
+def test_every_claim_measures_end_to_end_in_smoke_mode(chapter):
+    """Each measure runs its experiments and reads their results (a handful of steps each), so a
+    name a claim uses and the library no longer has fails here, not in a chapter or a ten-seed run."""
+    outcomes = C.evaluate(chapter, profile="quick", smoke=True)
+    assert len(outcomes) == len(C.claims_for(chapter)) and all(o.checks for o in outcomes)
