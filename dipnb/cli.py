@@ -362,8 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--smoke", action="store_true",
                    help="smoke run: the profile's sizes, a handful of steps, peak memory reported; never a result")
     r.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="a composite's uncached sub-runs in N local processes, one torch thread each "
-                        "(default DIPNB_WORKERS, else 1: here, one after another); CPU only")
+                   help="a composite's uncached sub-runs in N local processes, one torch thread each, "
+                        "on a CPU; 1: here, one after another (default DIPNB_WORKERS, else one per core)")
     c = sub.add_parser("claims", help="check every chapter's claims over seeds 0..N-1 and print a table")
     c.add_argument("--chapter", default=None, help="only this chapter's claims (default: every chapter)")
     c.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per claim (default 1)")

@@ -41,6 +41,8 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("DIPNB_DATA_CACHE", str(tmp_path / "downloads"))
     monkeypatch.setenv("DIPNB_PROFILE", "quick")
     monkeypatch.setenv("DIPNB_PROGRESS", "0")
+    # Composites run their sub-runs here, one after another, unless a test asks for workers.
+    monkeypatch.setenv("DIPNB_WORKERS", "1")
     # The CPU, so that bitwise reproducibility holds on a GPU machine too (DIPNB_TEST_DEVICE overrides).
     monkeypatch.setenv("DIPNB_DEVICE", os.environ.get("DIPNB_TEST_DEVICE", "cpu"))
     threads = torch.get_num_threads()

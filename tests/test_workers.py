@@ -79,7 +79,7 @@ def test_an_executor_computes_each_asked_subrun_once_and_smoke_stays_smoke(trace
 @pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
 def test_bad_dipnb_workers_is_one_line_before_anything_runs(value, monkeypatch, traced):
     monkeypatch.setenv("DIPNB_WORKERS", value)
-    with pytest.raises(ConfigError, match=r"DIPNB_WORKERS=.*integer >= 1") as e:
+    with pytest.raises(ConfigError, match=r"DIPNB_WORKERS=.*use auto or an integer >= 1") as e:
         dipnb.run("capacity", profile="quick", **TINY_CAPACITY)
     assert "\n" not in str(e.value)
     assert _trace(traced) == []
@@ -90,6 +90,22 @@ def test_bad_workers_argument(value, traced):
     with pytest.raises(ConfigError, match="workers=.*integer >= 1 or a concurrent.futures.Executor"):
         dipnb.run("capacity", profile="quick", workers=value, **TINY_CAPACITY)
     assert _trace(traced) == []
+
+
+def test_by_default_a_cpu_with_two_or_more_cores_gets_one_worker_per_core(monkeypatch):
+    import torch
+
+    from dipnb.experiments import engine
+
+    monkeypatch.delenv("DIPNB_WORKERS")
+    for cores, expect in ((1, None), (2, 2), (6, 6)):
+        monkeypatch.setattr(engine, "usable_cores", lambda c=cores: c)
+        with engine.use_workers(None, torch.device("cpu")) as pool:
+            assert (pool.n if pool else None) == expect
+    with engine.use_workers(None, torch.device("meta")) as pool:
+        assert pool is None, "workers are local processes on a CPU only"
+    monkeypatch.setenv("DIPNB_WORKERS", "AUTO")
+    assert engine.workers_from_env() == 6
 
 
 def test_workers_object_needs_two_processes_or_an_executor():

@@ -55,6 +55,7 @@ __all__ = [
     "Workers",
     "use_workers",
     "workers_from_env",
+    "usable_cores",
 ]
 
 # Bump the suffix when a change of the engine changes what a stored result means.
@@ -123,12 +124,24 @@ class Workers:
         return f"Workers({type(self._executor).__name__})"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def workers_from_env() -> int:
-    """``DIPNB_WORKERS``: local worker processes for a composite's sub-runs (default 1: none, the
-    sub-runs run in this process)."""
-    v = os.environ.get("DIPNB_WORKERS", "1").strip() or "1"
+    """``DIPNB_WORKERS``: local worker processes for a composite's sub-runs. ``auto`` (the
+    default) is one per usable core; 1 runs the sub-runs in this process, one after another."""
+    v = os.environ.get("DIPNB_WORKERS", "auto").strip().lower() or "auto"
+    if v == "auto":
+        return usable_cores()
     if not v.isdigit() or int(v) < 1:
-        raise ConfigError(f"DIPNB_WORKERS={v!r} is not allowed: use an integer >= 1 (1: no worker processes)")
+        raise ConfigError(
+            f"DIPNB_WORKERS={v!r} is not allowed: use auto or an integer >= 1 (1: no worker processes)"
+        )
     return int(v)
 
 
@@ -750,8 +763,9 @@ def run(
             or ``denoising-table``) computes the sub-runs not yet cached: an integer N >= 2
             starts N local worker processes with one torch thread each, on a CPU only; 1 runs
             them here, one after another; an executor (a Dask cluster's, see
-            :mod:`dipnb.distributed`) sends them there. Default ``DIPNB_WORKERS``, else 1. The
-            README measures when worker processes are faster.
+            :mod:`dipnb.distributed`) sends them there. Default ``DIPNB_WORKERS``, else ``auto``:
+            one worker process per usable core, on a CPU with two or more (the README measures
+            what they gain).
         **overrides: config fields to set, e.g. ``seed=3``.
 
     Returns:
