@@ -219,9 +219,13 @@ class Context:
         """
         runs = [(n, dict(ov)) for n, ov in runs]
         if self.workers is not None and self.use_cache:
-            by_name: dict[str, dict[str, dict]] = {}  # a sub-run asked for twice is computed once
+            # Only the sub-runs with no stored file go to the workers (each once, however often it
+            # is asked for): the stored ones are loaded once, below, not once here and once there.
+            by_name: dict[str, dict[str, dict]] = {}
             for n, ov in runs:
-                by_name.setdefault(n, {})[repr(sorted(ov.items()))] = ov
+                cfg = make_config(n, self.profile, smoke=self.smoke, **ov)[0]
+                if not self.store.path(n, _stored_key(n, cfg, self.smoke)).exists():
+                    by_name.setdefault(n, {})[repr(sorted(ov.items()))] = ov
             for n, unique in by_name.items():
                 done = _sweep_combos(
                     n, list(unique.values()), profile=self.profile, executor=self.workers.executor(),
