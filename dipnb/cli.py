@@ -35,7 +35,7 @@ def _jsonable(x):
 
 def parse_value(text: str, tp, name: str):
     """Parse ``text`` as a value of the dataclass field type ``tp``; ValueError says what was expected."""
-    from .experiments.engine import _type_name
+    from .params import type_name
 
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -66,7 +66,7 @@ def parse_value(text: str, tp, name: str):
         pass
     else:
         return text
-    raise ValueError(f"--set {name}={text!r}: expected a value of type {_type_name(tp)}")
+    raise ValueError(f"--set {name}={text!r}: expected a value of type {type_name(tp)}")
 
 
 def _parse_sets(name: str, sets: list[str]) -> dict:
@@ -196,10 +196,11 @@ def _cmd_list(args) -> int:
     for n in names():
         exp = get(n)
         print(f"{n}: {exp.description}")
-        for pname, tname, default, comment in exp.parameters():
+        for pname, tname, default, comment, allowed in exp.parameters():
             profs = ", ".join(f"{p}={v[pname]!r}" for p, v in exp.profiles.items() if pname in v)
             extra = f" [{profs}]" if profs else ""
-            print(f"    {pname} ({tname}, default {default!r}){extra}  {comment}")
+            allowed = f"; {allowed}" if allowed else ""
+            print(f"    {pname} ({tname}, default {default!r}{allowed}){extra}  {comment}")
         print()
     return 0
 

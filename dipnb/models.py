@@ -553,6 +553,25 @@ def resolve_scales(depth: int, length: int, scales: int = -1) -> int:
     return s
 
 
+def check_scales(depth: int, length: int, scales: int) -> int:
+    """:func:`resolve_scales`, checked: ``scales`` must be -1 or in ``[0, depth // 2]``, and
+    ``length`` must be divisible by ``2**scales``.
+
+    Returns:
+        the number of halvings. Raises :class:`ConfigError` saying which rule failed.
+    """
+    if not -1 <= scales <= depth // 2:
+        raise ConfigError(
+            f"scales must be -1 (automatic) or an integer in [0, depth // 2 = {depth // 2}], got {scales!r}"
+        )
+    s = resolve_scales(depth, length, scales)
+    if length % 2**s:
+        raise ConfigError(
+            f"length {length} cannot be halved scales={s} times: use a multiple of {2**s} or fewer scales"
+        )
+    return s
+
+
 def build_1d(model: str, *, length: int, width: int, depth: int, scales: int, seed: int,
              **conv_options) -> tuple[nn.Module, torch.Tensor]:
     """A 1D conv encoder-decoder (``model="conv"``) or its fully connected twin, and its fixed input.

@@ -185,13 +185,16 @@ def convergence_iteration(iterations, values, delta: float, *, hold: int = 1) ->
 # One name per upsampler, in 1D and 2D alike: "bilinear" is linear interpolation along every
 # axis (PyTorch spells it "linear" in 1D and "bilinear" in 2D; torch_upsample_options translates).
 UPSAMPLE_MODES = ("nearest", "bilinear")
+MODE_NOTE = "linear interpolation is called bilinear here, in 1D as in 2D"  # for messages
+# The constraint of a config's upsampling-mode field: ``mode: str = param("bilinear", **MODE_PARAM)``.
+MODE_PARAM = {"one_of": UPSAMPLE_MODES, "note": MODE_NOTE}
 
 
 def check_upsample_mode(mode, what: str = "mode", allowed: tuple[str, ...] = UPSAMPLE_MODES) -> None:
     """Raise :class:`ConfigError` unless ``mode`` is one of ``allowed`` (by default nearest, bilinear)."""
     if isinstance(mode, str) and mode in allowed:
         return
-    hint = " (linear interpolation is called bilinear here, in 1D as in 2D)" if mode == "linear" else ""
+    hint = f" ({MODE_NOTE})" if mode == "linear" else ""
     options = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else allowed[0]
     raise ConfigError(f"{what} {mode!r} is not allowed: use {options}{hint}")
 

@@ -37,7 +37,7 @@ def _cache(tmp_path, monkeypatch):
         (dict(runs=0), "runs"),
         (dict(values=(4, 4)), "repeat"),
         (dict(values=(1, 4)), "depth"),
-        (dict(vary="width", values=(0, 8)), "width"),
+        (dict(vary="width", values=(0, 8)), "each of values must be an integer >= 1, got 0"),
         (dict(width=-1), "width"),
         (dict(depth=-2), "depth"),
         (dict(k2=200), "k2"),

@@ -21,7 +21,8 @@ def test_list(capsys):
     out = capsys.readouterr().out
     assert "denoising:" in out
     line = next(ln for ln in out.splitlines() if ln.strip().startswith("sigma "))
-    assert "float" in line and "25.0" in line and "1/255" in line, "type, default and comment"
+    assert "float" in line and "25.0" in line and "1/255" in line, "type, default and allowed range"
+    assert ">= 0" in line, "the declared constraint"
 
 
 def test_run_writes_json(images, tmp_path, capsys):

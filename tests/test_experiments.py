@@ -88,7 +88,7 @@ def test_a_profile_named_by_another_is_that_profile():
 
 
 def test_a_subclass_config_lists_its_base_fields_with_their_comments():
-    params = {name: comment for name, _, _, comment in E.get("kernel-view").parameters()}
+    params = {name: comment for name, _, _, comment, _ in E.get("kernel-view").parameters()}
     assert params["model"].startswith("conv (DIP-Conv")  # a field of the base class
     assert params["delta"].startswith("frequency k has converged")  # one of its own
 

@@ -159,7 +159,7 @@ def test_bad_values_raise_config_error(override, match):
     [
         ({"source": "web"}, "source"),
         ({"areas": (0.2, 0.4)}, "at least 3"),
-        ({"areas": (0.2, 0.2, 0.4)}, "distinct"),
+        ({"areas": (0.2, 0.2, 0.4)}, "must not repeat"),
         ({"source": "files", "areas": (0.2, 0.25, 0.4)}, "no triangle file"),
         ({"source": "synthetic", "areas": (0.2, 0.5, 1.2)}, r"\[0, 1\]"),
         ({"source": "files", "downsample": 2}, "full size"),

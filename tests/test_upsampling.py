@@ -157,9 +157,9 @@ CONTROL_TINY = dict(image="barbara", downsample=16, width=4, iterations=12, reco
     [
         ({"kernel_stride": 2}, "must be larger than stride"),
         ({"seeds": 0}, "seeds must be an integer >= 1"),
-        ({"stride": 0}, "positive integer"),
+        ({"stride": 0}, "stride must be an integer >= 1"),
         ({"kernel_stride": 48}, "does not divide the image size"),
-        ({"mode": "area"}, "nearest or bilinear"),
+        ({"mode": "area"}, "use one of nearest, bilinear"),
     ],
 )
 def test_control_bad_config(images, override, message):
@@ -211,10 +211,10 @@ def test_bad_mode_in_functions():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"stride": 0}, "stride must be a positive integer"),
-        ({"stride": -4}, "stride must be a positive integer"),
-        ({"base_stride": 0}, "base_stride must be a positive integer"),
-        ({"mode": "bicubic"}, "nearest or bilinear"),
+        ({"stride": 0}, "stride must be an integer >= 1"),
+        ({"stride": -4}, "stride must be an integer >= 1"),
+        ({"base_stride": 0}, "base_stride must be an integer >= 1"),
+        ({"mode": "bicubic"}, "use one of nearest, bilinear"),
         ({"stride": 3}, "does not divide the image size"),
         ({"base_stride": 48, "downsample": 4}, "128x128"),
         ({"image": "lena"}, "unknown image"),
@@ -280,7 +280,7 @@ def test_cli(images, tmp_path, capsys):
     assert main(["run", "upsampling", "--set", "mode=cubic"]) == 2
     assert main(["run", "upsampling", "--set", "downsample=4", "--set", "stride=5"]) == 2
     err = capsys.readouterr().err
-    assert "positive integer" in err and "nearest or bilinear" in err and "does not divide" in err
+    assert "stride must be an integer >= 1" in err and "one of nearest, bilinear" in err and "does not divide" in err
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 from .. import models as M
 from ..errors import ConfigError
 from ..metrics import spearman
+from ..params import Config, param
 from .engine import Context, experiment, get
 
 __all__ = ["CapacityConfig", "GRIDS", "BASE_WIDTH", "BASE_DEPTH", "VARY", "run_data", "run_ratios", "rank_trend",
@@ -46,14 +47,14 @@ BASE_DEPTH = 10
 
 
 @dataclass(frozen=True)
-class CapacityConfig:
-    model: str = "conv"  # conv | linear (see decoupling-1d)
-    vary: str = "depth"  # depth | width: the capacity knob swept
-    values: tuple[int, ...] = ()  # the depths or widths; () = the built-in grid named by `grid`
-    runs: int = 3  # seeds 0 .. runs-1 per value (the paper's 10)
-    grid: str = "quick"  # quick | paper: the built-in grid and fixed sizes used for values=() and 0 below
-    width: int = 0  # the fixed width while depth varies; 0 = the grid's (quick: conv 64, linear 256; paper 256)
-    depth: int = 0  # the fixed depth while width varies; 0 = the paper's 10
+class CapacityConfig(Config):
+    model: str = param("conv", one_of=M.MODELS_1D)  # conv | linear (see decoupling-1d)
+    vary: str = param("depth", one_of=VARY)  # depth | width: the capacity knob swept
+    values: tuple[int, ...] = param((), ge=1, distinct=True)  # the depths or widths; () = the grid named by `grid`
+    runs: int = param(3, ge=1, note="seeds per value")  # seeds 0 .. runs-1 per value (the paper's 10)
+    grid: str = param("quick", one_of=tuple(GRIDS))  # quick | paper: the grid and fixed sizes for () and 0 below
+    width: int = param(0, ge=0, note="0 = the grid's")  # the fixed width while depth varies; 0 = the grid's
+    depth: int = param(0, ge=0, note="0 = the paper's 10")  # the fixed depth while width varies; 0 = the paper's 10
     length: int = 256  # samples in the signal
     k1: int = 5  # the low frequency (cycles per signal)
     k2: int = 50  # the high frequency (cycles per signal)
@@ -62,19 +63,7 @@ class CapacityConfig:
     lr: float = 1e-3  # Adam learning rate
     batch_norm: bool = True  # conv only: BN after every conv
 
-    def __post_init__(self):
-        if self.model not in M.MODELS_1D:
-            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(M.MODELS_1D)}")
-        if self.vary not in VARY:
-            raise ConfigError(f"vary {self.vary!r} is not allowed: use one of {', '.join(VARY)}")
-        if self.grid not in GRIDS:
-            raise ConfigError(f"grid {self.grid!r} is not allowed: use one of {', '.join(GRIDS)}")
-        if not isinstance(self.runs, int) or self.runs < 1:
-            raise ConfigError(f"runs must be an integer >= 1 (seeds per value), got {self.runs!r}")
-        for name in ("width", "depth"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{name} must be an integer >= 0 (0 = the grid's default), got {v!r}")
+    def check(self):
         # Fill the defaults in, so that the stored config (and its cache key) names every size.
         if not self.values:
             object.__setattr__(self, "values", GRIDS[self.grid][(self.model, self.vary)])
@@ -82,12 +71,8 @@ class CapacityConfig:
             object.__setattr__(self, "width", BASE_WIDTH[self.grid][self.model])
         if self.depth == 0:
             object.__setattr__(self, "depth", BASE_DEPTH)
-        if len(set(self.values)) != len(self.values):
-            raise ConfigError(f"values must not repeat, got {self.values}")
-        lo = 2 if self.vary == "depth" else 1
-        for v in self.values:
-            if not isinstance(v, int) or v < lo:
-                raise ConfigError(f"each {self.vary} in values must be an integer >= {lo}, got {v!r}")
+        if self.vary == "depth" and min(self.values) < 2:
+            raise ConfigError(f"each depth in values must be an integer >= 2, got {self.values}")
         for v in self.values:  # every sub-run's config must be valid before anything runs
             self.run_config(v, 0)
 

@@ -20,7 +20,6 @@ Two models, built from the same seed and fed the same fixed noise ``z`` of shape
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +29,7 @@ from .. import models as M
 from .. import spectral as S
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
+from ..params import Config, param
 from .engine import Context, experiment
 
 __all__ = ["DecouplingConfig", "build"]
@@ -38,52 +38,30 @@ __all__ = ["DecouplingConfig", "build"]
 
 
 @dataclass(frozen=True)
-class DecouplingConfig:
-    model: str = "conv"  # conv (DIP-Conv, a 1D conv encoder-decoder) | linear (its fully connected twin)
-    k1: int = 5  # the low frequency, in cycles per signal (the paper's 5)
-    k2: int = 50  # the high frequency, in cycles per signal (the paper's 50)
-    length: int = 256  # samples in the signal (not stated in the paper; must exceed 2 * k2)
-    depth: int = 10  # conv layers (conv) or linear layers (linear), the paper's 10
-    width: int = 256  # channels (conv) or units (linear) per layer, the paper's 256
-    scales: int = -1  # conv only: strided down/up layer pairs; -1 = depth // 2, capped so >= 8 samples remain
+class DecouplingConfig(Config):
+    model: str = param("conv", one_of=M.MODELS_1D)  # conv (DIP-Conv, a 1D conv encoder-decoder) | linear (its FC twin)
+    k1: int = param(5, gt=0)  # the low frequency, in cycles per signal (the paper's 5)
+    k2: int = param(50, gt=0)  # the high frequency, in cycles per signal (the paper's 50)
+    length: int = param(256, ge=8)  # samples in the signal (not stated in the paper; must exceed 2 * k2)
+    depth: int = param(10, ge=2)  # conv layers (conv) or linear layers (linear), the paper's 10
+    width: int = param(256, ge=1)  # channels (conv) or units (linear) per layer, the paper's 256
+    scales: int = param(-1, ge=-1)  # conv only: strided down/up pairs; -1 = depth // 2, capped so >= 8 samples remain
     batch_norm: bool = True  # conv only: BatchNorm after every conv, as in the DIP
-    delta: float = 0.01  # a frequency has converged once SE(k) <= delta (the paper's 0.01)
-    seed: int = 0  # seeds the weights and the fixed input noise
+    delta: float = param(0.01, gt=0)  # a frequency has converged once SE(k) <= delta (the paper's 0.01)
+    seed: int = param(0, ge=0)  # seeds the weights and the fixed input noise
     iterations: int = 200  # Adam steps (the quick profile's; paper profile 1000)
     lr: float = 1e-3  # Adam learning rate (the DIP's 1e-3)
 
-    def __post_init__(self):
-        if self.model not in M.MODELS_1D:
-            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(M.MODELS_1D)}")
-        if not isinstance(self.length, int) or self.length < 8:
-            raise ConfigError(f"length must be an integer >= 8 samples, got {self.length!r}")
+    def check(self):
         for name in ("k1", "k2"):
-            k = getattr(self, name)
-            if not isinstance(k, int) or not 0 < k < self.length / 2:
+            if getattr(self, name) >= self.length / 2:
                 raise ConfigError(
-                    f"{name} must be an integer in (0, length / 2 = {self.length / 2:g}) cycles per signal, "
-                    f"got {k!r}; lengthen the signal to go higher"
+                    f"{name} must be below length / 2 = {self.length / 2:g} cycles per signal, "
+                    f"got {getattr(self, name)}; lengthen the signal to go higher"
                 )
         if self.k1 == self.k2:
             raise ConfigError(f"k1 and k2 must differ, both are {self.k1}")
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise ConfigError(f"depth must be an integer >= 2 (layers), got {self.depth!r}")
-        if not isinstance(self.width, int) or self.width < 1:
-            raise ConfigError(f"width must be an integer >= 1 (channels or units), got {self.width!r}")
-        if not isinstance(self.scales, int) or not -1 <= self.scales <= self.depth // 2:
-            raise ConfigError(
-                f"scales must be -1 (automatic) or an integer in [0, depth // 2 = {self.depth // 2}], "
-                f"got {self.scales!r}"
-            )
-        s = M.resolve_scales(self.depth, self.length, self.scales)
-        if self.length % 2**s:
-            raise ConfigError(
-                f"length {self.length} cannot be halved scales={s} times: use a multiple of {2**s} or fewer scales"
-            )
-        if not (isinstance(self.delta, (int, float)) and math.isfinite(self.delta) and self.delta > 0):
-            raise ConfigError(f"delta must be a positive number (a squared amplitude error), got {self.delta!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        M.check_scales(self.depth, self.length, self.scales)
         self.fit_config()  # checks iterations and lr
 
     @property

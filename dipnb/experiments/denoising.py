@@ -8,9 +8,9 @@ import numpy as np
 
 from .. import data as D
 from .. import models as M
-from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from ..metrics import SCORES, denoising_scores
+from ..params import Config, param
 from .engine import Context, experiment
 
 MODELS = ("dip", "linear", "relunet")
@@ -20,34 +20,24 @@ DEFAULT_DEPTH = {"dip": 5, "linear": 5, "relunet": 10}
 
 
 @dataclass(frozen=True)
-class DenoisingConfig:
-    image: str = "house"  # a test image name (see dipnb.data.image_names) or a path to an image file
-    model: str = "dip"  # dip (conv skip net) | linear (DIP-Linear) | relunet (coordinate MLP)
-    width: int = 0  # channels / units per layer; 0 = the paper's: 128 dip, 128 linear, 256 relunet
-    depth: int = 0  # scales (dip) or layers (linear, relunet); 0 = the paper's: 5, 5, 10
-    sigma: float = 25.0  # noise standard deviation, in units of 1/255 (the paper's 25)
-    noise_seed: int = 0  # seeds the noise, so every model and seed sees the same noisy image
-    seed: int = 0  # seeds the network's weights and its fixed input
+class DenoisingConfig(Config):
+    image: str = param("house", check=D.check_image)  # a test image name (dipnb.data.image_names) or a path
+    model: str = param("dip", one_of=MODELS)  # dip (conv skip net) | linear (DIP-Linear) | relunet (coordinate MLP)
+    width: int = param(0, ge=0)  # channels / units per layer; 0 = the paper's: 128 dip, 128 linear, 256 relunet
+    depth: int = param(0, ge=0)  # scales (dip) or layers (linear, relunet); 0 = the paper's: 5, 5, 10
+    sigma: float = param(25.0, ge=0, note="in units of 1/255")  # noise standard deviation (the paper's 25)
+    noise_seed: int = param(0, ge=0)  # seeds the noise, so every model and seed sees the same noisy image
+    seed: int = param(0, ge=0)  # seeds the network's weights and its fixed input
     iterations: int = 3000  # optimisation steps
-    downsample: int = 4  # block-average downsampling of the image (the paper's 4)
+    downsample: int = param(4, ge=1)  # block-average downsampling of the image (the paper's 4)
     lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
     record_every: int = 10  # iterations between PSNR records (the DIP peak is ~100 iterations wide)
     snapshot_every: int = 0  # iterations between stored outputs (0: only the best and final)
-    batch_pixels: int = 2048  # relunet only: pixels per minibatch (the paper's 2,048)
+    batch_pixels: int = param(2048, ge=1)  # relunet only: pixels per minibatch (the paper's 2,048)
     precision: str = "fp32"  # fp32 or bf16 autocast
 
-    def __post_init__(self):
-        D.check_image(self.image)
-        if self.model not in MODELS:
-            raise ConfigError(f"model {self.model!r} is not allowed: use one of {', '.join(MODELS)}")
-        if self.width < 0 or self.depth < 0:
-            raise ConfigError(f"width and depth must be >= 0 (0 = the paper's), got {self.width}, {self.depth}")
-        if not np.isfinite(self.sigma) or self.sigma < 0:
-            raise ConfigError(f"sigma must be >= 0 (in units of 1/255), got {self.sigma}")
-        if self.downsample < 1:
-            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample}")
-        # Iterations, lr, precision ... are checked by FitConfig.
-        self.fit_config()
+    def check(self):
+        self.fit_config()  # iterations, lr, record_every, precision: FitConfig checks them
 
     def fit_config(self) -> FitConfig:
         return FitConfig.of(

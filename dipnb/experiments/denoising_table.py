@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import data as D
 from ..errors import ConfigError
+from ..params import Config, param
 from .engine import SMOKE_STEPS, Context, Result, experiment, run
 
 __all__ = [
@@ -65,47 +66,22 @@ def paper_means(images=PAPER_IMAGES) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class DenoisingTableConfig:
-    images: tuple[str, ...] = PAPER_IMAGES  # test image names (or paths): Table 2 without Lena
-    models: tuple[str, ...] = MODEL_LABELS  # columns: dip, linear-128, linear-2048, relunet
-    seeds: int = 5  # runs per image and model, seeds 0 .. seeds-1 (the paper's 5)
-    sigma: float = 25.0  # noise standard deviation in units of 1/255 (the paper's 25)
-    downsample: int = 4  # block-average downsampling of every image (the paper's 4)
-    dip_width: int = 128  # DIP channels at every scale (the paper's 128)
-    dip_iterations: int = 3000  # DIP steps; its best point comes after a few hundred
-    linear128_iterations: int = 1000  # DIP Linear-128 steps; it reaches the noisy image within ~100
-    linear2048_iterations: int = 300  # DIP Linear-2048 steps (~0.5 s each on a CPU at 64x64)
-    linear2048_lr: float = 1e-4  # Adam rate for Linear-2048: at 1e-3 its sigmoid saturates in a few steps
-    relunet_iterations: int = 30000  # ReLUNet steps (the authors' code: 30,000)
-    relunet_batch: int = 2048  # ReLUNet pixels per minibatch (the authors' 2,048)
-    records: int = 300  # PSNR records per run of dip and linear (record_every = iterations // records)
-    relunet_records: int = 300  # PSNR records per ReLUNet run: each predicts the whole image (30,000 / 300 = 100)
-    frames: int = 30  # outputs stored along the trajectory of seed 0 of dip and relunet (Fig. 7)
-
-    def __post_init__(self):
-        if not self.images:
-            raise ConfigError("images must name at least one image")
-        for image in self.images:
-            D.check_image(image)
-        if len(set(self.images)) != len(self.images):
-            raise ConfigError(f"images must not repeat, got {self.images}")
-        bad = [m for m in self.models if m not in MODEL_LABELS]
-        if bad or not self.models:
-            raise ConfigError(f"models {bad or '()'} not allowed: use some of {', '.join(MODEL_LABELS)}")
-        if self.seeds < 1:
-            raise ConfigError(f"seeds must be an integer >= 1 (runs per cell), got {self.seeds}")
-        if not np.isfinite(self.sigma) or self.sigma < 0:
-            raise ConfigError(f"sigma must be >= 0 (in units of 1/255), got {self.sigma}")
-        if self.downsample < 1:
-            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample}")
-        for name in ("dip_width", "dip_iterations", "linear128_iterations", "linear2048_iterations",
-                     "relunet_iterations", "relunet_batch", "records", "relunet_records"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)}")
-        if self.frames < 0:
-            raise ConfigError(f"frames must be an integer >= 0 (0 stores none), got {self.frames}")
-        if not np.isfinite(self.linear2048_lr) or self.linear2048_lr <= 0:
-            raise ConfigError(f"linear2048_lr must be a positive number, got {self.linear2048_lr}")
+class DenoisingTableConfig(Config):
+    images: tuple[str, ...] = param(PAPER_IMAGES, check=D.check_image, min_len=1, distinct=True)  # Table 2, no Lena
+    models: tuple[str, ...] = param(MODEL_LABELS, one_of=MODEL_LABELS, min_len=1, distinct=True)  # the columns
+    seeds: int = param(5, ge=1)  # runs per image and model, seeds 0 .. seeds-1 (the paper's 5)
+    sigma: float = param(25.0, ge=0, note="in units of 1/255")  # noise standard deviation (the paper's 25)
+    downsample: int = param(4, ge=1)  # block-average downsampling of every image (the paper's 4)
+    dip_width: int = param(128, ge=1)  # DIP channels at every scale (the paper's 128)
+    dip_iterations: int = param(3000, ge=1)  # DIP steps; its best point comes after a few hundred
+    linear128_iterations: int = param(1000, ge=1)  # DIP Linear-128 steps; it reaches the noisy image within ~100
+    linear2048_iterations: int = param(300, ge=1)  # DIP Linear-2048 steps (~0.5 s each on a CPU at 64x64)
+    linear2048_lr: float = param(1e-4, gt=0)  # Adam rate for Linear-2048: at 1e-3 its sigmoid saturates in a few steps
+    relunet_iterations: int = param(30000, ge=1)  # ReLUNet steps (the authors' code: 30,000)
+    relunet_batch: int = param(2048, ge=1)  # ReLUNet pixels per minibatch (the authors' 2,048)
+    records: int = param(300, ge=1)  # PSNR records per run of dip and linear (record_every = iterations // records)
+    relunet_records: int = param(300, ge=1)  # PSNR records per ReLUNet run: each predicts the whole image
+    frames: int = param(30, ge=0)  # outputs stored along the trajectory of seed 0 of dip and relunet (Fig. 7)
 
 
 def unit_overrides(cfg: DenoisingTableConfig, image: str, model: str, seed: int) -> dict:

@@ -14,7 +14,6 @@ import itertools
 import os
 import sys
 import time
-import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -23,11 +22,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import __version__
 from ..errors import ConfigError
+from ..params import convert_all, describe, type_name
 from ..runtime import describe_device, pick_device
 from .cache import ResultStore, config_key
 
@@ -79,14 +78,15 @@ class Experiment:
     version: int = 1  # bump when the experiment's code changes what it returns: old results are recomputed
     smoke: Mapping[str, Any] | str | None = None  # how smoke mode shortens it (see smoke_overrides)
 
-    def parameters(self) -> list[tuple[str, str, Any, str]]:
-        """``(name, type, default, comment)`` for every config field."""
+    def parameters(self) -> list[tuple[str, str, Any, str, str]]:
+        """``(name, type, default, comment, allowed)`` for every config field; ``allowed`` is its
+        declared constraint in words (:func:`dipnb.params.describe`), or ``""``."""
         hints = typing.get_type_hints(self.config)
         out = []
         comments = _field_comments(self.config)
         for f in fields(self.config):
             default = f.default if f.default is not dataclasses.MISSING else None
-            out.append((f.name, _type_name(hints[f.name]), default, comments.get(f.name, "")))
+            out.append((f.name, type_name(hints[f.name]), default, comments.get(f.name, ""), describe(f)))
         return out
 
 
@@ -419,12 +419,6 @@ def resolve_profile(profile: str | None = None) -> tuple[str, str]:
     return asked, "chosen" if profile else "from DIPNB_PROFILE"
 
 
-def _type_name(tp) -> str:
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
 def _field_comments(cls) -> dict[str, str]:
     """The ``# comment`` after each field in the dataclass's source (and its bases'), for
     ``dipnb list``."""
@@ -441,40 +435,6 @@ def _field_comments(cls) -> dict[str, str]:
             if ":" in s and "#" in s and not s.startswith(("#", "def ", "class ")):
                 out[s.split(":", 1)[0].strip()] = s.split("#", 1)[1].strip()
     return out
-
-
-def _check_type(exp_name: str, fname: str, value, tp) -> None:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if any(_matches(value, a) for a in typing.get_args(tp)):
-            return
-    elif _matches(value, tp):
-        return
-    raise ConfigError(
-        f"parameter {fname}={value!r} of experiment {exp_name!r} has the wrong type: expected {_type_name(tp)}"
-    )
-
-
-def _matches(value, tp) -> bool:
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, tuple):
-            return False
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_matches(v, args[0]) for v in value)
-        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
-    if origin is typing.Literal:
-        return value in typing.get_args(tp)
-    if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True
 
 
 def make_config(name: str, profile: str | None = None, *, smoke: bool = False, **overrides):
@@ -504,11 +464,9 @@ def make_config(name: str, profile: str | None = None, *, smoke: bool = False, *
                 values[f.name] = f.default
             elif f.default_factory is not dataclasses.MISSING:
                 values[f.name] = f.default_factory()
-    hints = typing.get_type_hints(exp.config)
-    for k, v in list(values.items()):
-        # The cache key hashes these values: 25 and 25.0 for a float field must be one key.
-        v = values[k] = _to_declared_type(v, hints[k])
-        _check_type(name, k, v, hints[k])
+    # The cache key hashes these values: 25 and 25.0 for a float field must be one key. Types and
+    # constraints are checked when the config is built (dipnb.params.validate).
+    values = convert_all(exp.config, values.items())
     if smoke:
         full = {f.name: f.default for f in fields(exp.config) if f.default is not dataclasses.MISSING}
         full.update(values)
@@ -520,41 +478,6 @@ def make_config(name: str, profile: str | None = None, *, smoke: bool = False, *
             raise
         raise ConfigError(f"experiment {name!r}: the smoke-mode config is invalid: {e}") from e
     return cfg, prof, reason
-
-
-def _to_declared_type(value, tp):
-    """``value`` as the field type ``tp``, where the conversion is exact in meaning.
-
-    An int (or numpy integer) for a float field becomes a float, a numpy scalar its Python
-    value, a list a tuple, element by element. ``bool`` is never taken for a number, and a
-    float is never made an int: such values are returned as they are, for :func:`_check_type`
-    to refuse.
-    """
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if any(type(value) is a for a in args):
-            return value
-        for a in args:
-            if a is not type(None):
-                v = _to_declared_type(value, a)
-                if _matches(v, a):
-                    return v
-        return value
-    if isinstance(value, np.generic) and not isinstance(value, np.bool_):
-        value = value.item()
-    elif isinstance(value, np.bool_) and tp is bool:
-        value = bool(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_to_declared_type(v, args[0]) for v in value)
-        if len(args) == len(value):
-            return tuple(_to_declared_type(v, a) for v, a in zip(value, args, strict=True))
-        return tuple(value)
-    return value
 
 
 # Smoke mode: the paper's sizes, a handful of steps. A smoke run exercises every code path

@@ -32,6 +32,7 @@ from .. import kernels as Kn
 from .. import models as M
 from .. import spectral
 from ..errors import ConfigError
+from ..params import Config, param
 from .engine import Context, experiment
 
 __all__ = [
@@ -54,15 +55,6 @@ TOLERANCES = {
 N_BANDS = 4  # radial bands of the spectrum: the ratio compares the top band with the bottom one
 
 
-def _int_at_least(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _check_mode(name: str, mode: str, allowed) -> None:
-    spectral.check_upsample_mode(mode, name, allowed)
-
-
 def _check_size(size: int, depth: int, max_offset: int, blocks: int) -> None:
     if size % 2**depth:
         raise ConfigError(
@@ -82,29 +74,20 @@ def _check_size(size: int, depth: int, max_offset: int, blocks: int) -> None:
 
 
 @dataclass(frozen=True)
-class SamplesConfig:
-    size: int = 128  # side of the square output (pixels); a multiple of 2**depth
-    depth: int = 5  # scales of the skip net (the paper's 5)
-    width: int = 128  # channels at every scale (the paper's 128)
-    upsample_mode: str = "bilinear"  # nearest | bilinear (the paper's spectral-bias runs: bilinear)
-    skip_channels: int = 4  # channels of each skip branch (the paper's 4; 0 removes the skips)
-    in_channels: int = 3  # channels of the fixed input z (the paper's code: shaped like the image)
-    samples: int = 256  # networks drawn, one seed each; their 3 output channels are 3 samples each
-    seed: int = 0  # nets use seeds seed, seed + 1, ...; the input z uses seed + 10_000
-    max_offset: int = 16  # largest offset (pixels) of the measured covariance; also the border margin
-    blocks: int = 2  # the interior is cut into blocks x blocks regions to test stationarity
-    keep: int = 4  # outputs kept for display
+class SamplesConfig(Config):
+    size: int = param(128, ge=8)  # side of the square output (pixels); a multiple of 2**depth
+    depth: int = param(5, ge=1, le=8)  # scales of the skip net (the paper's 5)
+    width: int = param(128, ge=1)  # channels at every scale (the paper's 128)
+    upsample_mode: str = param("bilinear", **spectral.MODE_PARAM)  # nearest | bilinear (the paper's: bilinear)
+    skip_channels: int = param(4, ge=0)  # channels of each skip branch (the paper's 4; 0 removes the skips)
+    in_channels: int = param(3, ge=1)  # channels of the fixed input z (the paper's code: shaped like the image)
+    samples: int = param(256, ge=2)  # networks drawn, one seed each; their 3 output channels are 3 samples each
+    seed: int = param(0, ge=0)  # nets use seeds seed, seed + 1, ...; the input z uses seed + 10_000
+    max_offset: int = param(16, ge=1)  # largest offset (pixels) of the measured covariance; also the border margin
+    blocks: int = param(2, ge=1)  # the interior is cut into blocks x blocks regions to test stationarity
+    keep: int = param(4, ge=0)  # outputs kept for display
 
-    def __post_init__(self):
-        for name, low in (("size", 8), ("depth", 1), ("width", 1), ("in_channels", 1), ("samples", 2),
-                          ("max_offset", 1), ("blocks", 1)):
-            _int_at_least(name, getattr(self, name), low)
-        _int_at_least("skip_channels", self.skip_channels, 0)
-        _int_at_least("keep", self.keep, 0)
-        _int_at_least("seed", self.seed, 0)
-        _check_mode("upsample_mode", self.upsample_mode, spectral.UPSAMPLE_MODES)
-        if self.depth > 8:
-            raise ConfigError(f"depth must be at most 8, got {self.depth}")
+    def check(self):
         _check_size(self.size, self.depth, self.max_offset, self.blocks)
 
 
@@ -247,24 +230,20 @@ def gp_prior_samples(cfg: SamplesConfig, ctx: Context) -> dict:
 
 
 @dataclass(frozen=True)
-class GPKernelConfig:
+class GPKernelConfig(Config):
     length: int = 128  # length of the output signal (samples)
     stages: int = 3  # x2 upsamplings of the 1D decoder (its input has length / 2**stages)
     upsample_mode: str = "bilinear"  # nearest | bilinear (linear interpolation) | none (stride-1 convs only)
     width: int = 256  # channels of every hidden layer (the theory's infinite limit)
     in_channels: int = 32  # channels of the input noise z
     kernel_size: int = 3  # taps of every convolution
-    samples: int = 10000  # decoders drawn
-    seed: int = 0  # seeds the decoders' weights; the input z uses seed + 10_000
-    margin: int = 16  # positions this close to a border are left out of the profiles (zero padding)
-    max_offset: int = 32  # largest offset of the profiles (samples)
+    samples: int = param(10000, ge=2)  # decoders drawn
+    seed: int = param(0, ge=0)  # seeds the decoders' weights; the input z uses seed + 10_000
+    margin: int = param(16, ge=0)  # positions this close to a border are left out of the profiles (zero padding)
+    max_offset: int = param(32, ge=1)  # largest offset of the profiles (samples)
     bias_std: float = 0.0  # sigma_b of the biases (0: no bias)
 
-    def __post_init__(self):
-        _int_at_least("samples", self.samples, 2)
-        _int_at_least("seed", self.seed, 0)
-        _int_at_least("margin", self.margin, 0)
-        _int_at_least("max_offset", self.max_offset, 1)
+    def check(self):
         self.decoder()  # validates length, stages, mode, width, in_channels, kernel_size, bias_std
         if self.length - 2 * self.margin - self.max_offset < 8:
             raise ConfigError(
@@ -349,30 +328,22 @@ def gp_prior_kernel(cfg: GPKernelConfig, ctx: Context) -> dict:
 
 
 @dataclass(frozen=True)
-class GPPriorConfig:
+class GPPriorConfig(Config):
     size: int = 128  # side of the skip net's square output (pixels)
     depth: int = 5  # scales of the skip net whose samples are shown (the paper's 5)
     width: int = 128  # channels per scale of the skip net (the paper's 128)
     samples: int = 256  # skip nets drawn per configuration (each gives 3 output channels)
     seed: int = 0  # first net's seed; the fixed input z uses seed + 10_000
     upsample_mode: str = "bilinear"  # nearest | bilinear, for the samples shown
-    depths: tuple[int, ...] = (2, 3, 4, 5)  # depths of the smoothness sweep
-    modes: tuple[str, ...] = ("nearest", "bilinear")  # upsampling modes of the smoothness sweep
+    depths: tuple[int, ...] = param((2, 3, 4, 5), ge=1, le=8, min_len=1)  # depths of the smoothness sweep
+    modes: tuple[str, ...] = param(("nearest", "bilinear"), **spectral.MODE_PARAM, min_len=1, distinct=True)  # swept
     kernel_width: int = 256  # channels of the 1D decoder compared with the theory
     kernel_samples: int = 10000  # 1D decoders drawn
     kernel_stages: int = 3  # x2 upsamplings of the 1D decoder
     kernel_mode: str = "bilinear"  # nearest | bilinear | none: upsampling of the 1D decoder
 
-    def __post_init__(self):
-        if not self.depths:
-            raise ConfigError("depths must list at least one depth, e.g. 2,3,4,5")
-        if not self.modes or len(set(self.modes)) != len(self.modes):
-            raise ConfigError(f"modes must list distinct upsampling modes (nearest, bilinear), got {self.modes!r}")
-        for m in self.modes:
-            _check_mode("each of modes", m, spectral.UPSAMPLE_MODES)
-        for d in self.depths:
-            if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 8:
-                raise ConfigError(f"each of depths must be an integer in [1, 8], got {d!r}")
+    def check(self):
+        # The sub-configs check the rest, before anything runs.
         self.samples_config(self.depth, self.upsample_mode)
         self.samples_config(max(self.depths), self.modes[0])
         self.kernel_config()

@@ -18,7 +18,6 @@ Two experiments:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -29,6 +28,7 @@ from .. import ntk, spectral
 from ..errors import ConfigError, FitDivergedError
 from ..fit import FitConfig, fit
 from ..metrics import spearman
+from ..params import Config, param
 from .engine import Context, experiment
 
 __all__ = ["KernelSpectrumConfig", "KernelViewConfig", "OPTIMIZERS", "AUTO_GD_STEP", "build"]
@@ -41,97 +41,49 @@ AUTO_GD_STEP = {"conv": 0.25, "linear": 0.002}
 
 
 
-def _check_int(name: str, value, low: int, what: str = "") -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}{what}, got {value!r}")
-
-
-def _check_positive_float(name: str, value, what: str = "") -> None:
-    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive number{what}, got {value!r}")
-
-
-# The kernel's fields, shared by both configs (written out in each, so `dipnb list` shows their comments).
-def _check_kernel_fields(cfg) -> None:
-    if cfg.model not in M.MODELS_1D:
-        raise ConfigError(f"model {cfg.model!r} is not allowed: use one of {', '.join(M.MODELS_1D)}")
-    _check_int("length", cfg.length, 8, " samples")
-    if cfg.length > 4096:
-        raise ConfigError(f"length must be <= 4096 (the kernel is length x length), got {cfg.length}")
-    _check_int("width", cfg.width, 1, " (channels or units)")
-    _check_int("depth", cfg.depth, 2, " (layers)")
-    if isinstance(cfg.scales, bool) or not isinstance(cfg.scales, int) or not -1 <= cfg.scales <= cfg.depth // 2:
-        raise ConfigError(
-            f"scales must be -1 (automatic) or an integer in [0, depth // 2 = {cfg.depth // 2}], got {cfg.scales!r}"
-        )
-    s = M.resolve_scales(cfg.depth, cfg.length, cfg.scales)
-    if cfg.model == "conv" and cfg.length % 2**s:
-        raise ConfigError(
-            f"length {cfg.length} cannot be halved scales={s} times: use a multiple of {2**s} or fewer scales"
-        )
-    spectral.check_upsample_mode(cfg.upsample_mode, "upsample_mode")
-    _check_int("seed", cfg.seed, 0)
-
-
 @dataclass(frozen=True)
-class KernelSpectrumConfig:
+class KernelSpectrumConfig(Config):
     """A 1D net of the decoupling chapter, whose tangent kernel and spectrum are computed."""
 
-    model: str = "conv"  # conv (DIP-Conv, 1D conv encoder-decoder) | linear (its fully connected twin)
-    length: int = 256  # samples in the signal = outputs = rows of the Jacobian
-    width: int = 64  # channels (conv) or units (linear) per layer; the paper's 256
-    depth: int = 10  # layers (the paper's 10)
-    scales: int = -1  # conv only: x2 down/up pairs; -1 = depth // 2, capped so >= 8 samples remain
-    upsample_mode: str = "nearest"  # conv only: nearest | bilinear (linear interpolation) before each up conv
-    seed: int = 0  # seeds the weights; the fixed input noise uses seed + 10000
+    model: str = param("conv", one_of=M.MODELS_1D)  # conv (DIP-Conv, 1D conv encoder-decoder) | linear (its FC twin)
+    length: int = param(256, ge=8, le=4096, note="the kernel is length x length")  # samples = rows of the Jacobian
+    width: int = param(64, ge=1)  # channels (conv) or units (linear) per layer; the paper's 256
+    depth: int = param(10, ge=2)  # layers (the paper's 10)
+    scales: int = param(-1, ge=-1)  # conv only: x2 down/up pairs; -1 = depth // 2, capped so >= 8 samples remain
+    upsample_mode: str = param("nearest", **spectral.MODE_PARAM)  # conv only: nearest | bilinear, before each up conv
+    seed: int = param(0, ge=0)  # seeds the weights; the fixed input noise uses seed + 10000
 
-    def __post_init__(self):
-        _check_kernel_fields(self)
+    def check(self):
+        if self.model == "conv":
+            M.check_scales(self.depth, self.length, self.scales)
 
 
 @dataclass(frozen=True)
 class KernelViewConfig(KernelSpectrumConfig):
     """The kernel sub-experiment's fields (the net and its seed), then the target and the fits."""
 
-    frequencies: tuple[int, ...] = (2, 5, 10, 20, 35, 50)  # sines in the target, cycles per signal
-    amplitude: float = 1.0  # amplitude A of every sine (the paper's 1)
-    delta: float = 0.01  # frequency k has converged once SE(k) = (A_k - A)^2 <= delta (the paper's 0.01)
-    optimizer: str = "gd"  # measured optimiser of the headline: gd (the kernel's) | adam (the paper's)
-    gd_step: float = 0.0  # GD step as a fraction of the stability limit N / lambda_max; 0 = 0.25 conv, 0.002 linear
-    gd_iterations: int = 1500  # gradient-descent steps
-    adam_lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
-    adam_iterations: int = 300  # Adam steps (always run: it is the comparison)
+    frequencies: tuple[int, ...] = param((2, 5, 10, 20, 35, 50), gt=0, min_len=2, distinct=True)  # cycles per signal
+    amplitude: float = param(1.0, gt=0)  # amplitude A of every sine (the paper's 1)
+    delta: float = param(0.01, gt=0)  # frequency k has converged once SE(k) = (A_k - A)^2 <= delta (the paper's 0.01)
+    optimizer: str = param("gd", one_of=OPTIMIZERS)  # measured optimiser of the headline: gd (the kernel's) | adam
+    gd_step: float = param(0.0, ge=0, lt=1)  # GD step, a fraction of the stability limit; 0 = 0.25 conv, 0.002 linear
+    gd_iterations: int = param(1500, ge=1)  # gradient-descent steps
+    adam_lr: float = param(1e-3, gt=0)  # Adam learning rate (the paper's 1e-3)
+    adam_iterations: int = param(300, ge=1)  # Adam steps (always run: it is the comparison)
 
-    def __post_init__(self):
-        _check_kernel_fields(self)
-        ks = self.frequencies
-        if not isinstance(ks, tuple) or len(ks) < 2:
-            raise ConfigError(f"frequencies must list at least 2 integers (cycles per signal), got {ks!r}")
-        for k in ks:
-            if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < self.length / 2:
+    def check(self):
+        super().check()
+        for k in self.frequencies:
+            if not k < self.length / 2:
                 raise ConfigError(
                     f"frequency {k!r} must be an integer in (0, length / 2 = {self.length / 2:g}) cycles per "
                     f"signal; lengthen the signal to go higher"
                 )
-        if len(set(ks)) != len(ks):
-            raise ConfigError(f"frequencies must be distinct, got {ks}")
-        _check_positive_float("amplitude", self.amplitude)
-        _check_positive_float("delta", self.delta, " (a squared amplitude error)")
         if self.delta >= self.amplitude**2:
             raise ConfigError(
                 f"delta={self.delta} must be below amplitude^2 = {self.amplitude**2:g}, "
                 "or a zero output already counts as converged"
             )
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer {self.optimizer!r} is not allowed: use gd or adam")
-        if isinstance(self.gd_step, bool) or not (isinstance(self.gd_step, (int, float)) and 0 <= self.gd_step < 1):
-            raise ConfigError(
-                "gd_step must be in [0, 1): a fraction of the largest stable step (0 = automatic), "
-                f"got {self.gd_step!r}"
-            )
-        _check_int("gd_iterations", self.gd_iterations, 1)
-        _check_positive_float("adam_lr", self.adam_lr)
-        _check_int("adam_iterations", self.adam_iterations, 1)
 
     def kernel_config(self) -> dict:
         """The fields of the kernel sub-experiment."""

@@ -26,9 +26,9 @@ import torch
 
 from .. import data as D
 from .. import models as M
-from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from ..metrics import SCORES, denoising_scores, psnr
+from ..params import Config, param
 from .engine import Context, experiment
 
 __all__ = ["LowFreqNoiseConfig", "NOISES", "matched_white_noise", "corrupt", "nearest_snapshot"]
@@ -37,36 +37,23 @@ NOISES = ("lowfreq", "white")
 
 
 @dataclass(frozen=True)
-class LowFreqNoiseConfig:
-    image: str = "baboon"  # a test image name (barbara and baboon in the paper) or a path to an image file
-    noise: str = "lowfreq"  # lowfreq (low-passed Gaussian) | white (Gaussian noise of the same PSNR)
-    std: float = 0.1  # standard deviation of the low-frequency noise, intensity units of [0, 1]
-    max_cycles: float = 4.0  # highest frequency kept in the low-frequency noise, cycles per image
-    noise_seed: int = 0  # seeds the noise (the white noise uses it too)
-    seed: int = 0  # seeds the network's weights and its fixed input z
+class LowFreqNoiseConfig(Config):
+    image: str = param("baboon", check=D.check_image)  # a test image name (the paper's barbara, baboon) or a path
+    noise: str = param("lowfreq", one_of=NOISES)  # lowfreq (low-passed Gaussian) | white (same PSNR, white)
+    std: float = param(0.1, gt=0, le=0.5, note="intensity units of [0, 1]")  # std of the low-frequency noise
+    max_cycles: float = param(4.0, gt=0)  # highest frequency kept in the low-frequency noise, cycles per image
+    noise_seed: int = param(0, ge=0)  # seeds the noise (the white noise uses it too)
+    seed: int = param(0, ge=0)  # seeds the network's weights and its fixed input z
     iterations: int = 1000  # optimisation steps (the paper shows 20 and 500)
-    downsample: int = 4  # block-average downsampling of the image (512 -> 128 pixels)
-    width: int = 128  # DIP channels at every scale (the paper's 128)
-    depth: int = 5  # DIP scales; the image is centre-cropped to a multiple of 2**depth
+    downsample: int = param(4, ge=1)  # block-average downsampling of the image (512 -> 128 pixels)
+    width: int = param(128, ge=1)  # DIP channels at every scale (the paper's 128)
+    depth: int = param(5, ge=1)  # DIP scales; the image is centre-cropped to a multiple of 2**depth
     lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
     record_every: int = 5  # iterations between PSNR records
-    snapshot_every: int = 10  # iterations between stored outputs (keep 20 a multiple of it)
+    snapshot_every: int = param(10, ge=1)  # iterations between stored outputs (keep 20 a multiple of it)
 
-    def __post_init__(self):
-        D.check_image(self.image)
-        if self.noise not in NOISES:
-            raise ConfigError(f"noise {self.noise!r} is not allowed: use one of {', '.join(NOISES)}")
-        if not np.isfinite(self.std) or not 0 < self.std <= 0.5:
-            raise ConfigError(f"std must lie in (0, 0.5] (intensity units of [0, 1]), got {self.std}")
-        if not np.isfinite(self.max_cycles) or self.max_cycles <= 0:
-            raise ConfigError(f"max_cycles must be > 0 cycles per image, got {self.max_cycles}")
-        if self.downsample < 1:
-            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample}")
-        if self.width < 1 or self.depth < 1:
-            raise ConfigError(f"width and depth must be integers >= 1, got {self.width}, {self.depth}")
-        if self.snapshot_every < 1:
-            raise ConfigError(f"snapshot_every must be an integer >= 1, got {self.snapshot_every}")
-        self.fit_config()  # iterations, lr, record_every are checked by FitConfig
+    def check(self):
+        self.fit_config()  # iterations, lr, record_every: FitConfig checks them
 
     def fit_config(self) -> FitConfig:
         return FitConfig.of(self, checkpoint_every=max(100, self.record_every))

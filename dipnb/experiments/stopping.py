@@ -8,7 +8,7 @@ images and scores it on the others against the oracle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,41 +19,35 @@ from .. import stopping as S
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from ..metrics import psnr, ssim
+from ..params import Config, param
 from .engine import Context, Result, experiment
 
 
 @dataclass(frozen=True)
-class StoppingConfig:
-    image: str = "house"  # a test image name, or a path to your own (noisy) image
-    sigma: float = 25.0  # added noise std in units of 1/255; 0 = the image is already noisy (no clean image)
-    noise_seed: int = 0  # seeds the added noise
-    seed: int = 0  # the two runs use seeds `seed` and `seed + 1000`
-    width: int = 64  # channels of the skip net
-    depth: int = 5  # scales of the skip net (H, W must be multiples of 2**depth)
+class StoppingConfig(Config):
+    image: str = param("house", check=D.check_image)  # a test image name, or a path to your own (noisy) image
+    sigma: float = param(25.0, ge=0, note="in units of 1/255; 0 = already noisy")  # added noise std; 0 = none added
+    noise_seed: int = param(0, ge=0)  # seeds the added noise
+    seed: int = param(0, ge=0)  # the two runs use seeds `seed` and `seed + 1000`
+    width: int = param(64, ge=1)  # channels of the skip net
+    depth: int = param(5, ge=1)  # scales of the skip net (H, W must be multiples of 2**depth)
     iterations: int = 600  # optimisation steps
-    downsample: int = 4  # block-average downsampling of the image
-    size: int = 0  # > 0: instead of `downsample`, the factor that brings the shorter side to about `size` px
+    downsample: int = param(4, ge=1)  # block-average downsampling of the image
+    size: int = param(0, ge=0)  # > 0: instead of `downsample`, bring the shorter side to about `size` px
     record_every: int = 5  # iterations between recorded outputs (the rules' time resolution)
     lr: float = 1e-3  # Adam learning rate
-    rule: str = field(default="whiteness", metadata={"cache": False})  # the rule whose output goes to `output`
-    output: str = field(default="", metadata={"cache": False})  # a PNG path to write the chosen output to
+    rule: str = param("whiteness", one_of=S.RULES, cache=False)  # the rule whose output goes to `output`
+    output: str = param("", cache=False)  # a PNG path to write the chosen output to
 
-    def __post_init__(self):
-        D.check_image(self.image)
-        if self.sigma < 0:
-            raise ConfigError(f"sigma must be >= 0 (in units of 1/255; 0 = already noisy), got {self.sigma}")
-        if self.rule not in S.RULES:
-            raise ConfigError(f"unknown rule {self.rule!r}: allowed are {', '.join(S.RULES)}")
+    def check(self):
         if self.rule == "oracle" and self.sigma == 0:
             raise ConfigError("rule 'oracle' needs the clean image: use sigma > 0 on a clean image")
         if self.output and not self.output.lower().endswith(".png"):
             raise ConfigError(f"output must be a .png path, got {self.output!r}")
-        if self.downsample < 1:
-            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample}")
         if self.size != 0 and self.size < 2**self.depth:
             raise ConfigError(f"size must be 0 (use downsample) or >= 2**depth = {2**self.depth} pixels,"
                               f" got {self.size}")
-        M.SkipConfig(width=self.width, depth=self.depth)  # validates width and depth
+        M.SkipConfig(width=self.width, depth=self.depth)  # the skip net's own limits
         self.fit_config()
 
     def fit_config(self) -> FitConfig:
@@ -158,31 +152,21 @@ def stopping(cfg: StoppingConfig, ctx: Context) -> dict:
 
 
 @dataclass(frozen=True)
-class StoppingBenchmarkConfig:
-    tune_images: tuple[str, ...] = ("house", "baboon")  # images the rules' parameters are tuned on
-    score_images: tuple[str, ...] = ("f16", "peppers", "kodim03")  # images they are scored on
-    seeds: int = 3  # independent seeds (pairs of runs) per image
-    sigma: float = 25.0  # noise std in units of 1/255
-    width: int = 64  # channels of the skip net
+class StoppingBenchmarkConfig(Config):
+    tune_images: tuple[str, ...] = param(("house", "baboon"), check=D.check_image, min_len=1)  # rules tuned on these
+    score_images: tuple[str, ...] = param(("f16", "peppers", "kodim03"), check=D.check_image, min_len=1)  # scored on
+    seeds: int = param(3, ge=1)  # independent seeds (pairs of runs) per image
+    sigma: float = param(25.0, gt=0, note="in units of 1/255; scored against the clean image")  # noise std
+    width: int = param(64, ge=1)  # channels of the skip net
     iterations: int = 600  # optimisation steps per run
-    downsample: int = 4  # block-average downsampling of the images
-    size: int = 0  # > 0: every image downsampled to a shorter side of about `size` px instead
+    downsample: int = param(4, ge=1)  # block-average downsampling of the images
+    size: int = param(0, ge=0)  # > 0: every image downsampled to a shorter side of about `size` px instead
     record_every: int = 5  # iterations between recorded outputs
 
-    def __post_init__(self):
-        if self.size < 0:
-            raise ConfigError(f"size must be 0 (use downsample) or a number of pixels, got {self.size}")
-        if not self.tune_images or not self.score_images:
-            raise ConfigError("tune_images and score_images must each name at least one image")
+    def check(self):
         overlap = set(self.tune_images) & set(self.score_images)
         if overlap:
             raise ConfigError(f"an image cannot be both tuned and scored on: {sorted(overlap)}")
-        for im in self.tune_images + self.score_images:
-            D.check_image(im)
-        if self.seeds < 1:
-            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
-        if self.sigma <= 0:
-            raise ConfigError(f"sigma must be > 0 to score against the clean image, got {self.sigma}")
 
 
 def _loss(traj: dict, i: int) -> float:

@@ -22,7 +22,6 @@ area sweep is :func:`max_rebound`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +32,7 @@ from .. import spectral
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
 from ..metrics import spearman
+from ..params import Config, param
 from .engine import Context, experiment
 
 __all__ = [
@@ -239,29 +239,26 @@ def check_image(image: str) -> None:
 
 
 @dataclass(frozen=True)
-class TrajectoriesConfig:
-    image: str = "triangle-0.9"  # test image, synthetic-A (our triangle, pattern over A of it) or a path
-    downsample: int = 1  # block averaging (barbara: 2 or 4); the triangles must stay at 1 (see docs)
-    crop: tuple[int, ...] = ()  # (top, left, side): keep this square of the (downsampled) image; () keeps it all
-    width: int = 128  # channels at every scale of the skip net (the paper's 128)
-    depth: int = 5  # scales of the skip net; the image side must be a multiple of 2**depth
-    upsample: str = "bilinear"  # upsampling of the skip net (the paper's bilinear), or nearest
-    seed: int = 0  # seeds run 1's weights and input; run 2 uses seed + 1
+class TrajectoriesConfig(Config):
+    image: str = param("triangle-0.9", check=check_image)  # test image, synthetic-A (our triangle) or a path
+    downsample: int = param(1, ge=1)  # block averaging (barbara: 2 or 4); the triangles must stay at 1 (see docs)
+    crop: tuple[int, ...] = param((), ge=0)  # (top, left, side): keep this square of the image; () keeps it all
+    width: int = param(128, ge=1)  # channels at every scale of the skip net (the paper's 128)
+    depth: int = param(5, ge=1)  # scales of the skip net; the image side must be a multiple of 2**depth
+    upsample: str = param("bilinear", **spectral.MODE_PARAM)  # upsampling of the skip net (the paper's bilinear)
+    seed: int = param(0, ge=0)  # seeds run 1's weights and input; run 2 uses seed + 1
     iterations: int = 1000  # optimisation steps of each run (the paper's 1,000)
     lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
     record_every: int = 10  # iterations between records of eps and band errors (the paper's 10)
     snapshot_every: int = 10  # iterations between stored outputs (for Fig. 5 and the animation)
-    n_bands: int = 8  # equal-width radial frequency bands over [0, 0.5] cycles/pixel
-    band_delta: float = 0.05  # a band has converged once its relative error is <= this
-    smooth: int = 30  # iterations spanned by the running median that smooths eps
-    min_rise: float = 0.5  # smallest rebound of eps (relative to its minimum) counted as a divergence
-    back: float = 0.5  # second convergence: eps has fallen back this fraction of the rebound
+    n_bands: int = param(8, ge=1)  # equal-width radial frequency bands over [0, 0.5] cycles/pixel
+    band_delta: float = param(0.05, gt=0, lt=1, note="a relative error")  # a band has converged at or below this
+    smooth: int = param(30, ge=1)  # iterations spanned by the running median that smooths eps
+    min_rise: float = param(0.5, ge=0)  # smallest rebound of eps (relative to its minimum) counted as a divergence
+    back: float = param(0.5, gt=0, le=1)  # second convergence: eps has fallen back this fraction of the rebound
 
-    def __post_init__(self):
-        check_image(self.image)
+    def check(self):
         area = _synthetic_area(self.image)
-        if not isinstance(self.downsample, int) or self.downsample < 1:
-            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample!r}")
         if self.image.startswith("triangle-") and self.downsample != 1:
             raise ConfigError(
                 f"downsample={self.downsample} would erase the pattern of {self.image}: it sits at "
@@ -273,7 +270,7 @@ class TrajectoriesConfig:
                 f"synthetic image of {SYNTHETIC_SIZE // self.downsample} pixels is smaller than "
                 f"2**depth = {2**self.depth}: lower downsample or depth"
             )
-        if self.crop and (len(self.crop) != 3 or min(self.crop) < 0 or self.crop[2] < 2**self.depth):
+        if self.crop and (len(self.crop) != 3 or self.crop[2] < 2**self.depth):
             raise ConfigError(
                 f"crop must be (top, left, side) with top, left >= 0 and side >= 2**depth = "
                 f"{2**self.depth}, or () for the whole image; got {self.crop!r}"
@@ -286,19 +283,6 @@ class TrajectoriesConfig:
                 f"crop {self.crop} does not fit in {self.image} at downsample={self.downsample}, "
                 f"which is {size[0]}x{size[1]}: need top + side <= {size[0]} and left + side <= {size[1]}"
             )
-        for name in ("width", "depth", "n_bands", "smooth"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        spectral.check_upsample_mode(self.upsample, "upsample")
-        if not (math.isfinite(self.band_delta) and 0 < self.band_delta < 1):
-            raise ConfigError(f"band_delta must lie in (0, 1) (a relative error), got {self.band_delta}")
-        if not (math.isfinite(self.min_rise) and self.min_rise >= 0):
-            raise ConfigError(f"min_rise must be a number >= 0, got {self.min_rise}")
-        if not (math.isfinite(self.back) and 0 < self.back <= 1):
-            raise ConfigError(f"back must lie in (0, 1] (a fraction of the rebound), got {self.back}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         self.fit_config()  # iterations, lr, record_every, snapshot_every are checked there
 
     def image_size(self) -> tuple[int, int] | None:
@@ -449,10 +433,10 @@ def trajectories(cfg: TrajectoriesConfig, ctx: Context) -> dict:
 
 
 @dataclass(frozen=True)
-class AreaConfig:
-    source: str = "files"  # files (the paper's triangle-A.png) or synthetic (dipnb.data.synthetic_triangle)
-    areas: tuple[float, ...] = TRIANGLE_AREAS  # pattern size A (files: side of its square; synthetic: area share)
-    downsample: int = 1  # synthetic only: draw the triangle at 256 // downsample pixels
+class AreaConfig(Config):
+    source: str = param("files", one_of=SOURCES)  # files (the paper's triangle-A.png) or synthetic (our own)
+    areas: tuple[float, ...] = param(TRIANGLE_AREAS, ge=0, le=1, min_len=3, distinct=True)  # pattern size A
+    downsample: int = param(1, ge=1)  # synthetic only: draw the triangle at 256 // downsample pixels
     width: int = 128  # channels at every scale (the paper's 128)
     depth: int = 5  # scales of the skip net
     upsample: str = "bilinear"  # upsampling of the skip net
@@ -463,21 +447,13 @@ class AreaConfig:
     snapshot_every: int = 0  # iterations between stored outputs of each sub-run (0: none, the sweep needs eps only)
     smooth: int = 30  # iterations spanned by the running median that smooths eps
 
-    def __post_init__(self):
-        if self.source not in SOURCES:
-            raise ConfigError(f"source {self.source!r} is not allowed: use files or synthetic")
-        if not isinstance(self.areas, tuple) or len(self.areas) < 3:
-            raise ConfigError(f"areas must list at least 3 fractions (for a rank correlation), got {self.areas!r}")
-        if len(set(self.areas)) != len(self.areas):
-            raise ConfigError(f"areas must be distinct, got {self.areas!r}")
+    def check(self):
         for a in self.areas:
             if self.source == "files" and not any(abs(a - b) < 1e-9 for b in TRIANGLE_AREAS):
                 raise ConfigError(
                     f"area {a} has no triangle file: with source=files use areas among "
                     f"{', '.join(map(str, TRIANGLE_AREAS))} (or source=synthetic for any area in [0, 1])"
                 )
-            if not 0.0 <= a <= 1.0:
-                raise ConfigError(f"area {a} must lie in [0, 1]")
         if self.source == "files" and self.downsample != 1:
             raise ConfigError(
                 "the triangle files must be used at full size (their pattern sits at the Nyquist "

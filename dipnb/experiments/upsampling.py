@@ -47,6 +47,7 @@ from .. import models as M
 from .. import spectral
 from ..errors import ConfigError
 from ..fit import FitConfig, fit
+from ..params import Config, param
 from .engine import Context, experiment
 
 __all__ = [
@@ -184,31 +185,25 @@ def image_size(image: str, downsample: int) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class UpsamplingConfig:
-    mode: str = "bilinear"  # nearest | bilinear: the upsampling of the decoder and of the responses
-    stride: int = 32  # the upsampling factor studied (the paper's large stride, 32)
-    base_stride: int = 4  # the stride it is compared with (the paper's 4); = stride: one run only
-    image: str = "barbara"  # a test image name or a path; fitted in grayscale unless gray=False
-    downsample: int = 2  # block-average downsampling; both sides must be multiples of the strides
+class UpsamplingConfig(Config):
+    mode: str = param("bilinear", **spectral.MODE_PARAM)  # nearest | bilinear: the decoder's and the responses'
+    stride: int = param(32, ge=1)  # the upsampling factor studied (the paper's large stride, 32)
+    base_stride: int = param(4, ge=1)  # the stride it is compared with (the paper's 4); = stride: one run only
+    image: str = param("barbara", check=D.check_image)  # a test image name or a path; grayscale unless gray=False
+    downsample: int = param(2, ge=1)  # block-average downsampling; both sides must be multiples of the strides
     gray: bool = True  # average the colour channels (one output channel)
-    width: int = 64  # channels of every conv of the decoder
-    seed: int = 0  # seeds the decoder's weights and its fixed input noise
+    width: int = param(64, ge=1)  # channels of every conv of the decoder
+    seed: int = param(0, ge=0)  # seeds the decoder's weights and its fixed input noise
     iterations: int = 500  # optimisation steps (the paper's Fig. 4 shows the first 500)
     lr: float = 1e-3  # Adam learning rate (the paper's 1e-3)
     record_every: int = 5  # iterations between records of the spectral error
     snapshot_every: int = 100  # iterations between stored outputs (0: only the last)
-    n_bands: int = 32  # radial frequency bands of the spectral error, over [0, 0.5] cycles/pixel
-    hf_cutoff: float = 0.25  # "high frequency" = radial frequency >= this, in cycles/pixel
-    kernel_stride: int = 0  # upsample by `stride` with the fixed kernel of this stride; 0 = its own
+    n_bands: int = param(32, ge=2)  # radial frequency bands of the spectral error, over [0, 0.5] cycles/pixel
+    hf_cutoff: float = param(0.25, gt=0, lt=0.5)  # "high frequency" = radial frequency >= this, in cycles/pixel
+    kernel_stride: int = param(0, ge=0, note="0: the stride's own kernel")  # upsample with this stride's kernel
 
-    def __post_init__(self):
-        spectral.check_mode_stride(self.mode, self.stride)
-        b = self.base_stride
-        if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
-            raise ConfigError(f"base_stride must be a positive integer (the upsampling factor), got {b!r}")
+    def check(self):
         k = self.kernel_stride
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ConfigError(f"kernel_stride must be an integer >= 0 (0: the stride's own kernel), got {k!r}")
         if k == self.stride:  # the stride's own kernel: one name (and one cache entry) for one run
             object.__setattr__(self, "kernel_stride", 0)
         if self.kernel_stride and self.stride != self.base_stride:
@@ -216,15 +211,6 @@ class UpsamplingConfig:
                 f"kernel_stride={k} changes the kernel of a single run: set base_stride equal to "
                 f"stride ({self.stride}), or use the experiment upsampling-control"
             )
-        D.check_image(self.image)
-        if not isinstance(self.downsample, int) or self.downsample < 1:
-            raise ConfigError(f"downsample must be an integer >= 1, got {self.downsample!r}")
-        if not isinstance(self.width, int) or self.width < 1:
-            raise ConfigError(f"width must be an integer >= 1 (channels), got {self.width!r}")
-        if not isinstance(self.n_bands, int) or self.n_bands < 2:
-            raise ConfigError(f"n_bands must be an integer >= 2, got {self.n_bands!r}")
-        if not (isinstance(self.hf_cutoff, (int, float)) and 0 < self.hf_cutoff < 0.5):
-            raise ConfigError(f"hf_cutoff must be in (0, 0.5) cycles per pixel, got {self.hf_cutoff!r}")
         h, w = image_size(self.image, self.downsample)
         for name in ("stride", "base_stride"):
             s = getattr(self, name)
@@ -348,11 +334,11 @@ CONTROL_VARIANTS = ("own kernel", "wide kernel", "large stride")
 
 
 @dataclass(frozen=True)
-class UpsamplingControlConfig:
-    mode: str = "bilinear"  # nearest | bilinear: the kernel's shape in every variant
-    stride: int = 4  # the small stride; its input (the bottleneck) is (H / stride, W / stride)
-    kernel_stride: int = 32  # the large stride: its kernel is tried at the small stride
-    seeds: int = 5  # seeds 0 .. seeds-1, each for the decoder's weights and its input noise
+class UpsamplingControlConfig(Config):
+    mode: str = param("bilinear", **spectral.MODE_PARAM)  # nearest | bilinear: the kernel's shape in every variant
+    stride: int = param(4, ge=1)  # the small stride; its input (the bottleneck) is (H / stride, W / stride)
+    kernel_stride: int = param(32, ge=1)  # the large stride: its kernel is tried at the small stride
+    seeds: int = param(5, ge=1)  # seeds 0 .. seeds-1, each for the decoder's weights and its input noise
     image: str = "barbara"  # a test image name or a path; fitted in grayscale
     downsample: int = 2  # block-average downsampling; both sides must be multiples of kernel_stride
     width: int = 64  # channels of every conv of the decoder
@@ -362,16 +348,12 @@ class UpsamplingControlConfig:
     n_bands: int = 32  # radial frequency bands of the spectral error
     hf_cutoff: float = 0.25  # "high frequency" = radial frequency >= this, in cycles/pixel
 
-    def __post_init__(self):
-        spectral.check_mode_stride(self.mode, self.stride)
-        spectral.check_mode_stride(self.mode, self.kernel_stride)
+    def check(self):
         if self.kernel_stride <= self.stride:
             raise ConfigError(
                 f"kernel_stride ({self.kernel_stride}) must be larger than stride ({self.stride}): "
                 "the control widens the kernel of the small stride"
             )
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"seeds must be an integer >= 1, got {self.seeds!r}")
         for v in CONTROL_VARIANTS:  # every sub-run must be valid before anything runs
             UpsamplingConfig(**self.sub_config(v, 0))
 
