@@ -215,7 +215,7 @@ def _cmd_run(args) -> int:
     smoke = args.smoke or smoke_from_env()  # DIPNB_SMOKE=1 makes every run a smoke run, as in the API
     cfg, prof, reason = make_config(args.name, args.profile, smoke=smoke, **overrides)
     dev = pick_device(args.device)
-    with use_workers(args.workers, dev) as workers:
+    with use_workers(args.workers, dev, smoke=smoke) as workers:
         res = run_config(
             args.name, cfg, profile=prof, reason=reason, cache=not args.no_cache,
             progress=not args.quiet, device=dev, smoke=smoke, workers=workers,

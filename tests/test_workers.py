@@ -108,6 +108,19 @@ def test_by_default_a_cpu_with_two_or_more_cores_gets_one_worker_per_core(monkey
     assert engine.workers_from_env() == 6
 
 
+def test_smoke_mode_starts_no_worker_by_default_but_obeys_a_number(monkeypatch):
+    import torch
+
+    from dipnb.experiments import engine
+
+    monkeypatch.setenv("DIPNB_WORKERS", "auto")
+    monkeypatch.setattr(engine, "usable_cores", lambda: 4)
+    with engine.use_workers(None, torch.device("cpu"), smoke=True) as pool:
+        assert pool is None, "a smoke sub-run is shorter than a worker's start-up"
+    with engine.use_workers(2, torch.device("cpu"), smoke=True) as pool:
+        assert pool is not None and pool.n == 2
+
+
 def test_workers_object_needs_two_processes_or_an_executor():
     with pytest.raises(ConfigError, match="integer >= 2"):
         Workers(1)

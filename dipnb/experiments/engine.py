@@ -146,11 +146,20 @@ def workers_from_env() -> int:
 
 
 @contextmanager
-def use_workers(workers: int | Executor | Workers | None, device: torch.device) -> Iterator[Workers | None]:
+def use_workers(
+    workers: int | Executor | Workers | None, device: torch.device, *, smoke: bool = False
+) -> Iterator[Workers | None]:
     """The :class:`Workers` that ``workers`` (see :func:`run`) asks for on ``device``, or None for
-    none; worker processes started here are closed on exit."""
+    none; worker processes started here are closed on exit.
+
+    In smoke mode the default (``workers=None``) is none: a sub-run of a handful of steps takes
+    less time than starting a worker process that imports torch. A number given is obeyed.
+    """
     if isinstance(workers, Workers):
         yield workers
+        return
+    if workers is None and smoke:
+        yield None
         return
     n = workers_from_env() if workers is None else workers
     if isinstance(n, Executor):
@@ -701,7 +710,7 @@ def run(
     smoke = _smoke_env() if smoke is None else bool(smoke)
     cfg, prof, reason = make_config(name, profile, smoke=smoke, **overrides)
     dev = device if isinstance(device, torch.device) else pick_device(device)
-    with use_workers(workers, dev) as pool:
+    with use_workers(workers, dev, smoke=smoke) as pool:
         return run_config(
             name, cfg, profile=prof, device=dev, progress=progress, store=store,
             cache=cache, verbose=verbose, reason=reason, smoke=smoke, workers=pool,
