@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spectral
-from . import stopping as stopping_rules
 from .errors import ConfigError
 
 __all__ = [
@@ -824,23 +823,13 @@ def _kv_scales(profile: str, seed: int, smoke: bool) -> list[Check]:
 # capacity: depth and width sweeps of the 1D models (Fig. 6)
 
 def _sweep(profile: str, seed: int, smoke: bool, model: str, vary: str) -> dict:
-    """One capacity sweep for one claim seed: the sub-runs of ``capacity`` with seeds
-    ``seed * runs .. seed * runs + runs - 1`` (claim seed 0: exactly the chapter's sweep)."""
+    """One capacity sweep for one claim seed: the ``capacity`` experiment with its runs' seeds
+    starting at ``seed * runs`` (claim seed 0: exactly the chapter's sweep)."""
     from .experiments import make_config
 
-    cfg = make_config("capacity", profile, smoke=smoke, model=model, vary=vary)[0]
-    t = np.full((len(cfg.values), cfg.runs, 2), np.nan)  # convergence iteration per value, run, frequency
-    for j, v in enumerate(cfg.values):
-        for r in range(cfg.runs):
-            d = _run("decoupling-1d", profile, smoke, **cfg.overrides(v, seed * cfg.runs + r)).data
-            for i, k in enumerate((cfg.k1, cfg.k2)):
-                c = d["convergence_iteration"][str(k)]
-                t[j, r, i] = np.nan if c is None else c
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a value where no run converged: NaN
-        mean = np.nanmean(t, axis=1)  # (V, 2) over the runs that converged
-    return {"values": np.asarray(cfg.values), "convergence": t, "mean": mean,
-            "converged": (~np.isnan(t)).sum(axis=1), "runs": cfg.runs}
+    runs = make_config("capacity", profile, smoke=smoke, model=model, vary=vary)[0].runs
+    res = _run("capacity", profile, smoke, model=model, vary=vary, first_seed=seed * runs)
+    return {**res.data, "runs": res.config.runs}
 
 
 @claim("capacity", "all-converge",
@@ -903,34 +892,13 @@ def _cap_linear(profile: str, seed: int, smoke: bool) -> list[Check]:
 # stopping: rules that need no clean image, tuned on some images and scored on others
 
 def _bench(profile: str, seed: int, smoke: bool) -> dict:
-    """The stopping benchmark for one claim seed: the benchmark's pairs of runs with seeds
-    ``seed * seeds .. seed * seeds + seeds - 1`` and noise seed ``seed`` (claim seed 0: exactly
-    the chapter's benchmark), tuned and scored as the ``stopping-benchmark`` experiment does."""
+    """The ``stopping-benchmark`` experiment for one claim seed: its runs' seeds start at
+    ``seed * seeds`` and its noise seed is ``seed`` (claim seed 0: exactly the chapter's benchmark)."""
     from .experiments import make_config
-    from .experiments import stopping as S
 
-    cfg = make_config("stopping-benchmark", profile, smoke=smoke)[0]
-
-    def trajs(images):
-        return {im: [_run("stopping", profile, smoke, image=im, seed=seed * cfg.seeds + r, noise_seed=seed,
-                          sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations, downsample=cfg.downsample,
-                          size=cfg.size, record_every=cfg.record_every).data for r in range(cfg.seeds)]
-                for im in images}
-
-    tune_t, score_t = trajs(cfg.tune_images), trajs(cfg.score_images)
-    rules = ("eps", "variance", "band", "whiteness")
-    tuned, tune_loss = {}, {}
-    for rule in rules:
-        tuned[rule], tune_loss[rule] = S.tune(rule, [t for ts in tune_t.values() for t in ts])
-    score = {}
-    for rule in ("oracle", "final", *rules):
-        per_image = []
-        for ts in score_t.values():
-            idx = [stopping_rules.apply_rule(rule, t, tuned.get(rule, {})) for t in ts]
-            losses = [float(np.max(t["psnr"][0]) - t["psnr"][0][i]) for t, i in zip(ts, idx, strict=True)]
-            per_image.append(np.mean(losses))
-        score[rule] = float(np.mean(per_image))
-    return {"cfg": cfg, "tune_loss": tune_loss, "mean_loss": score}
+    seeds = make_config("stopping-benchmark", profile, smoke=smoke)[0].seeds
+    res = _run("stopping-benchmark", profile, smoke, first_seed=seed * seeds, noise_seed=seed)
+    return {"cfg": res.config, "tune_loss": res.data["tune_loss"], "mean_loss": res.data["mean_loss"]}
 
 
 @claim("stopping", "early-stopping-matters",

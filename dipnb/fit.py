@@ -28,6 +28,7 @@ from torch import nn
 
 from .errors import ConfigError, FitDivergedError
 from .metrics import psnr as _psnr
+from .params import Config, param
 from .runtime import pick_device, tune_cpu_allocator
 
 __all__ = ["FitConfig", "FitRecord", "fit", "atomic_save"]
@@ -37,35 +38,17 @@ OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
-class FitConfig:
-    iterations: int = 1000  # optimisation steps per run
-    lr: float = 1e-3  # learning rate (the paper's Adam 1e-3)
-    optimizer: str = "adam"  # "adam" (the paper's) or "sgd" (plain full-batch gradient descent, no momentum)
-    record_every: int = 1  # iterations between recorded scalars (loss, PSNR, eps, metrics)
-    snapshot_every: int = 0  # iterations between stored outputs; 0 stores none
-    snapshot_budget_mb: float = 256.0  # memory for snapshots; past it, every other one is dropped
-    batch_pixels: int = 0  # > 0: train on random minibatches of this many pixels (coordinate nets)
-    precision: str = "fp32"  # "fp32", or "bf16" autocast (faster on CPUs with bf16 support)
+class FitConfig(Config):
+    iterations: int = param(1000, ge=1)  # optimisation steps per run
+    lr: float = param(1e-3, gt=0)  # learning rate (the paper's Adam 1e-3)
+    optimizer: str = param("adam", one_of=OPTIMIZERS)  # adam (the paper's) or sgd (full-batch GD, no momentum)
+    record_every: int = param(1, ge=1)  # iterations between recorded scalars (loss, PSNR, eps, metrics)
+    snapshot_every: int = param(0, ge=0)  # iterations between stored outputs; 0 stores none
+    snapshot_budget_mb: float = param(256.0, gt=0)  # memory for snapshots; past it, every other one is dropped
+    batch_pixels: int = param(0, ge=0)  # > 0: train on random minibatches of this many pixels (coordinate nets)
+    precision: str = param("fp32", one_of=PRECISIONS)  # fp32, or bf16 autocast (faster on CPUs with bf16 support)
     channels_last: bool | None = None  # 2D conv memory layout; None picks it on the CPU
-    checkpoint_every: int = 0  # iterations between resumable checkpoints; 0 writes none
-
-    def __post_init__(self):
-        for name in ("iterations", "record_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("snapshot_every", "batch_pixels", "checkpoint_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer {self.optimizer!r} is not allowed: use adam or sgd")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} is not allowed: use fp32 or bf16")
-        if self.snapshot_budget_mb <= 0:
-            raise ConfigError(f"snapshot_budget_mb must be > 0, got {self.snapshot_budget_mb}")
+    checkpoint_every: int = param(0, ge=0)  # iterations between resumable checkpoints; 0 writes none
 
     @classmethod
     def of(cls, cfg, **overrides) -> FitConfig:

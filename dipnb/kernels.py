@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
-from .spectral import UPSAMPLE_MODES, check_upsample_mode, torch_upsample_options
+from .params import Config, param
+from .spectral import MODE_NOTE, UPSAMPLE_MODES, check_upsample_mode, torch_upsample_options
 
 __all__ = [
     "UPSAMPLE_MODES_1D",
@@ -148,35 +149,24 @@ def input_gram(z) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Decoder1dConfig:
-    length: int = 128  # length of the output signal (samples)
-    in_channels: int = 32  # channels of the input noise z
-    width: int = 64  # channels of every hidden layer (the theory's infinite limit)
-    stages: int = 3  # x2 upsamplings (each followed by conv-ReLU); the input has length / 2**stages
-    kernel_size: int = 3  # taps of every convolution (odd)
-    upsample_mode: str = "bilinear"  # nearest | bilinear (linear interpolation) | none (stride-1 convs only)
-    weight_var: float = 2.0  # sigma_w^2: weights ~ N(0, sigma_w^2 / fan_in), He's choice for ReLU
-    bias_std: float = 0.0  # sigma_b: biases ~ N(0, sigma_b^2)
+class Decoder1dConfig(Config):
+    length: int = param(128, ge=1)  # length of the output signal (samples)
+    in_channels: int = param(32, ge=1)  # channels of the input noise z
+    width: int = param(64, ge=1)  # channels of every hidden layer (the theory's infinite limit)
+    stages: int = param(3, ge=0, le=10)  # x2 upsamplings (each followed by conv-ReLU); the input has length / 2**stages
+    kernel_size: int = param(3, ge=1)  # taps of every convolution (odd)
+    upsample_mode: str = param("bilinear", one_of=UPSAMPLE_MODES_1D, note=MODE_NOTE)  # or none: stride-1 convs only
+    weight_var: float = param(2.0, gt=0)  # sigma_w^2: weights ~ N(0, sigma_w^2 / fan_in), He's choice for ReLU
+    bias_std: float = param(0.0, ge=0)  # sigma_b: biases ~ N(0, sigma_b^2)
 
-    def __post_init__(self):
-        for name in ("length", "in_channels", "width", "kernel_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        if not isinstance(self.stages, int) or not 0 <= self.stages <= 10:
-            raise ConfigError(f"stages must be an integer in [0, 10], got {self.stages!r}")
+    def check(self):
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd (to keep the length), got {self.kernel_size}")
-        check_upsample_mode(self.upsample_mode, "upsample_mode", UPSAMPLE_MODES_1D)
         if self.length % self.scale:
             raise ConfigError(
                 f"length {self.length} cannot be reached by {self.stages} x2 upsamplings: it must be a "
                 f"multiple of {self.scale}"
             )
-        if not (math.isfinite(self.weight_var) and self.weight_var > 0):
-            raise ConfigError(f"weight_var must be a positive number, got {self.weight_var!r}")
-        if not (math.isfinite(self.bias_std) and self.bias_std >= 0):
-            raise ConfigError(f"bias_std must be a number >= 0, got {self.bias_std!r}")
 
     @property
     def scale(self) -> int:

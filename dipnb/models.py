@@ -26,7 +26,8 @@ from torch import nn
 
 from .data import input_noise
 from .errors import ConfigError
-from .spectral import check_upsample_mode, torch_upsample_options
+from .params import Config, param
+from .spectral import MODE_PARAM, check_upsample_mode, torch_upsample_options
 
 __all__ = [
     "SkipConfig",
@@ -63,13 +64,6 @@ def seeded(seed: int):
         yield
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> None:
-    ok = isinstance(value, int) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else ">= 1"
-        raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
-
-
 def _act(negative_slope: float) -> nn.Module:
     return nn.LeakyReLU(negative_slope, inplace=True)
 
@@ -90,23 +84,19 @@ def _conv_bn_act(cin: int, cout: int, k: int, stride: int, bn: bool, slope: floa
 
 
 @dataclass(frozen=True)
-class SkipConfig:
-    in_channels: int = 3  # channels of the input noise z; the paper's code draws z shaped like the image
-    out_channels: int = 3  # channels of the image (3 RGB, 1 grayscale)
-    depth: int = 5  # number of scales; each halves the resolution, so H and W need 2**depth
-    width: int = 128  # channels at every scale, down and up (the paper's 128; its code's default was 256)
-    skip_channels: int = 4  # channels of each skip branch (0 removes the skips)
-    kernel_size: int = 3  # spatial size of the main convolutions
-    upsample_mode: str = "bilinear"  # "bilinear" (the spectral-bias experiments) or "nearest"
-    upsample_factor: int = 2  # stride of each downsampling and upsampling
+class SkipConfig(Config):
+    in_channels: int = param(3, ge=1)  # channels of the input noise z; the paper's code draws z shaped like the image
+    out_channels: int = param(3, ge=1)  # channels of the image (3 RGB, 1 grayscale)
+    depth: int = param(5, ge=1)  # number of scales; each halves the resolution, so H and W need 2**depth
+    width: int = param(128, ge=1)  # channels at every scale, down and up (the paper's 128; its code's: 256)
+    skip_channels: int = param(4, ge=0)  # channels of each skip branch (0 removes the skips)
+    kernel_size: int = param(3, ge=1)  # spatial size of the main convolutions
+    upsample_mode: str = param("bilinear", **MODE_PARAM)  # bilinear (the spectral-bias experiments) or nearest
+    upsample_factor: int = param(2, ge=1)  # stride of each downsampling and upsampling
     batch_norm: bool = True  # BatchNorm after every convolution
     negative_slope: float = 0.2  # LeakyReLU slope
 
-    def __post_init__(self):
-        for name in ("in_channels", "out_channels", "depth", "width", "kernel_size", "upsample_factor"):
-            _check_positive(name, getattr(self, name))
-        _check_positive("skip_channels", self.skip_channels, allow_zero=True)
-        check_upsample_mode(self.upsample_mode, "upsample_mode")
+    def check(self):
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd (to keep the size), got {self.kernel_size}")
 
@@ -188,19 +178,13 @@ class SkipNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class FCConfig:
-    in_features: int  # number of input values (C*H*W for an image, L for a 1D signal)
-    out_features: int  # number of output values
-    width: int = 128  # units in every hidden layer (the paper's 128 or 2048; 256 in 1D)
-    depth: int = 5  # number of fully connected layers, the output layer included
+class FCConfig(Config):
+    in_features: int = param(ge=1)  # number of input values (C*H*W for an image, L for a 1D signal)
+    out_features: int = param(ge=1)  # number of output values
+    width: int = param(128, ge=1)  # units in every hidden layer (the paper's 128 or 2048; 256 in 1D)
+    depth: int = param(5, ge=2, note="an encoder and a decoder layer")  # fully connected layers, the output's included
     negative_slope: float = 0.2  # LeakyReLU slope between layers
     sigmoid: bool = True  # squash the output to [0, 1] (images) or leave it linear (1D signals)
-
-    def __post_init__(self):
-        for name in ("in_features", "out_features", "width"):
-            _check_positive(name, getattr(self, name))
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise ConfigError(f"depth must be an integer >= 2 (an encoder and a decoder layer), got {self.depth!r}")
 
 
 class FullyConnectedAE(nn.Module):
@@ -242,24 +226,19 @@ class FullyConnectedAE(nn.Module):
 
 
 @dataclass(frozen=True)
-class ConvAE1dConfig:
-    channels: int = 1  # channels of the signal (and of the input noise)
-    width: int = 256  # channels of every conv layer (the paper's 256)
-    depth: int = 10  # conv layers in all: depth // 2 going down, the rest going up (the paper's 10)
+class ConvAE1dConfig(Config):
+    channels: int = param(1, ge=1)  # channels of the signal (and of the input noise)
+    width: int = param(256, ge=1)  # channels of every conv layer (the paper's 256)
+    depth: int = param(10, ge=2)  # conv layers in all: depth // 2 going down, the rest going up (the paper's 10)
     scales: int | None = None  # how many down layers halve the length (default: all depth // 2)
-    kernel_size: int = 3  # taps of each conv
-    upsample_mode: str = "nearest"  # nearest | bilinear (linear interpolation) before each up conv
+    kernel_size: int = param(3, ge=1)  # taps of each conv
+    upsample_mode: str = param("nearest", **MODE_PARAM)  # nearest | bilinear (linear interpolation) before each up conv
     batch_norm: bool = True  # BatchNorm after each conv
     negative_slope: float = 0.2  # LeakyReLU slope
 
-    def __post_init__(self):
-        for name in ("channels", "width", "kernel_size"):
-            _check_positive(name, getattr(self, name))
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise ConfigError(f"depth must be an integer >= 2, got {self.depth!r}")
-        if self.scales is not None and not (isinstance(self.scales, int) and 0 <= self.scales <= self.depth // 2):
+    def check(self):
+        if self.scales is not None and not 0 <= self.scales <= self.depth // 2:
             raise ConfigError(f"scales must be an integer in [0, depth // 2 = {self.depth // 2}], got {self.scales!r}")
-        check_upsample_mode(self.upsample_mode, "upsample_mode")
         if self.kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size must be odd, got {self.kernel_size}")
 
@@ -320,17 +299,11 @@ class ConvAE1d(nn.Module):
 
 
 @dataclass(frozen=True)
-class ReLUNetConfig:
-    in_features: int = 2  # coordinates per pixel: (row, col)
-    out_channels: int = 3  # intensities per pixel
-    width: int = 256  # units per hidden layer (the paper's 256)
-    depth: int = 10  # linear layers, the output layer included (the paper's 10)
-
-    def __post_init__(self):
-        for name in ("in_features", "out_channels", "width"):
-            _check_positive(name, getattr(self, name))
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise ConfigError(f"depth must be an integer >= 2, got {self.depth!r}")
+class ReLUNetConfig(Config):
+    in_features: int = param(2, ge=1)  # coordinates per pixel: (row, col)
+    out_channels: int = param(3, ge=1)  # intensities per pixel
+    width: int = param(256, ge=1)  # units per hidden layer (the paper's 256)
+    depth: int = param(10, ge=2)  # linear layers, the output layer included (the paper's 10)
 
 
 class ReLUNet(nn.Module):
@@ -371,23 +344,16 @@ class ReLUNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
-    in_channels: int = 32  # channels of the low-resolution input noise
-    out_channels: int = 1  # channels of the image
-    width: int = 64  # channels of every conv
-    stride: int = 4  # the one upsampling factor; the input is (H / stride, W / stride)
-    upsample_mode: str = "bilinear"  # "nearest" or "bilinear"
-    convs_before: int = 2  # 3x3 conv-BN-LeakyReLU blocks at the low resolution
-    convs_after: int = 2  # 3x3 conv-BN-LeakyReLU blocks after the upsampling
+class DecoderConfig(Config):
+    in_channels: int = param(32, ge=1)  # channels of the low-resolution input noise
+    out_channels: int = param(1, ge=1)  # channels of the image
+    width: int = param(64, ge=1)  # channels of every conv
+    stride: int = param(4, ge=1)  # the one upsampling factor; the input is (H / stride, W / stride)
+    upsample_mode: str = param("bilinear", **MODE_PARAM)  # nearest or bilinear
+    convs_before: int = param(2, ge=0)  # 3x3 conv-BN-LeakyReLU blocks at the low resolution
+    convs_after: int = param(2, ge=0)  # 3x3 conv-BN-LeakyReLU blocks after the upsampling
     negative_slope: float = 0.2  # LeakyReLU slope
-    kernel_stride: int = 0  # the stride whose fixed kernel the upsampling uses; 0 = its own `stride`
-
-    def __post_init__(self):
-        for name in ("in_channels", "out_channels", "width", "stride"):
-            _check_positive(name, getattr(self, name))
-        for name in ("convs_before", "convs_after", "kernel_stride"):
-            _check_positive(name, getattr(self, name), allow_zero=True)
-        check_upsample_mode(self.upsample_mode, "upsample_mode")
+    kernel_stride: int = param(0, ge=0)  # the stride whose fixed kernel the upsampling uses; 0 = its own `stride`
 
 
 def upsampling_matrix(n_in: int, mode: str, stride: int, kernel_stride: int) -> torch.Tensor:
@@ -407,7 +373,8 @@ def upsampling_matrix(n_in: int, mode: str, stride: int, kernel_stride: int) -> 
     """
     check_upsample_mode(mode)
     for name, v in (("n_in", n_in), ("stride", stride), ("kernel_stride", kernel_stride)):
-        _check_positive(name, v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
     L, K = int(stride), int(kernel_stride)
     pad = -(-K // L) + 1  # input samples beyond each end that the kernel can reach
     m = torch.arange(n_in * L, dtype=torch.float64)[:, None]  # (n_in L, 1) output positions

@@ -59,8 +59,9 @@ class Constraint:
     note: str = ""
 
 
-def param(default: Any, *, cache: bool = True, **constraint) -> Any:
-    """A dataclass field with ``default`` and a :class:`Constraint` (keywords as its fields).
+def param(default: Any = dataclasses.MISSING, *, cache: bool = True, **constraint) -> Any:
+    """A dataclass field with ``default`` (none: the field must be given) and a
+    :class:`Constraint` (keywords as its fields).
 
     ``cache=False`` leaves the field out of the cache key (it changes what is done with a result,
     not the result). Returns a :func:`dataclasses.field`.
@@ -111,7 +112,7 @@ def validate(cfg) -> None:
         value = getattr(cfg, f.name)
         tp = hints[f.name]
         if not matches(value, tp):
-            raise ConfigError(f"parameter {f.name}={value!r} has the wrong type: expected {type_name(tp)}")
+            raise ConfigError(f"parameter {f.name}={value!r} has the wrong type: it must be {type_name(tp)}")
         c = f.metadata.get("constraint")
         if c is not None:
             _check(f.name, value, tp, c)

@@ -542,42 +542,10 @@ Call = tuple[str, dict]
 
 
 def _subruns(name: str, cfg) -> tuple[list[Call], bool]:
-    """The sub-runs an experiment asks the cache for, and whether it computes anything itself."""
-    if name == "denoising-table":
-        from .experiments.denoising_table import unit_overrides
-
-        return [("denoising", unit_overrides(cfg, i, m, s)) for i in cfg.images for m in cfg.models
-                for s in range(cfg.seeds)], False
-    if name == "trajectories-area":
-        return [("trajectories", cfg.sub_config(a)) for a in cfg.areas], False
-    if name == "capacity":
-        return [("decoupling-1d", cfg.overrides(v, r)) for v in cfg.values for r in range(cfg.runs)], False
-    if name == "gp-prior":
-        def samples(depth: int, mode: str) -> Call:
-            c = cfg.samples_config(depth, mode)
-            return ("gp-prior-samples", dict(size=c.size, depth=depth, width=c.width, upsample_mode=mode,
-                                             samples=c.samples, seed=c.seed))
-
-        k = cfg.kernel_config()
-        calls = [samples(d, m) for m in cfg.modes for d in cfg.depths]
-        calls += [("gp-prior-kernel", dict(width=k.width, samples=k.samples, seed=k.seed, stages=k.stages,
-                                           upsample_mode=k.upsample_mode)),
-                  samples(cfg.depth, cfg.upsample_mode)]
-        return calls, False
-    if name == "stopping-benchmark":
-        return [("stopping", dict(image=im, seed=s, sigma=cfg.sigma, width=cfg.width, iterations=cfg.iterations,
-                                  downsample=cfg.downsample, size=cfg.size, record_every=cfg.record_every))
-                for im in cfg.tune_images + cfg.score_images for s in range(cfg.seeds)], False
-    if name == "upsampling" and cfg.stride != cfg.base_stride:
-        return [("upsampling", {**asdict(cfg), "stride": s, "base_stride": s})
-                for s in sorted({cfg.base_stride, cfg.stride})], False
-    if name == "upsampling-control":
-        from .experiments.upsampling import CONTROL_VARIANTS
-
-        return [("upsampling", cfg.sub_config(v, s)) for v in CONTROL_VARIANTS for s in range(cfg.seeds)], False
-    if name == "kernel-view":
-        return [("kernel-spectrum", cfg.kernel_config())], True
-    return [], True
+    """The sub-runs an experiment asks the cache for (its config's ``subruns()``, the list its
+    compute function hands the engine), and whether it computes anything itself."""
+    calls = [(n, dict(o)) for n, o in cfg.subruns()] if hasattr(cfg, "subruns") else []
+    return calls, not calls or name == "kernel-view"  # kernel-view fits beside its one sub-run
 
 
 # --------------------------------------------------------------------------------------------

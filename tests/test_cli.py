@@ -60,7 +60,7 @@ def test_run_prints_summary_without_json(images, capsys):
         (["run", "denoising", "--set", "sigma=-5"], ["sigma", "-5", ">= 0"]),  # negative sigma
         (["run", "denoising", "--set", "image=lena"], ["'lena'", "house"]),  # unknown image
         (["run", "denoising", "--set", "downsample=0"], ["downsample", "0"]),  # factor <= 0
-        (["run", "denoising", "--set", "lr=0"], ["lr", "positive"]),
+        (["run", "denoising", "--set", "lr=0"], ["lr", "> 0"]),
         (["run", "denoising", "--device", "tpu"], ["'tpu'", "cpu"]),
     ],
 )

@@ -97,16 +97,16 @@ def test_a_subclass_config_lists_its_base_fields_with_their_comments():
     "overrides, words",
     [
         ({"widht": 8}, ["'widht'", "allowed are", "width"]),  # unknown parameter
-        ({"width": "8"}, ["width='8'", "expected int"]),  # wrong type
-        ({"sigma": "high"}, ["sigma='high'", "expected float"]),
-        ({"iterations": 2.5}, ["iterations=2.5", "expected int"]),
+        ({"width": "8"}, ["width='8'", "must be int"]),  # wrong type
+        ({"sigma": "high"}, ["sigma='high'", "must be float"]),
+        ({"iterations": 2.5}, ["iterations=2.5", "must be int"]),
         ({"sigma": -5.0}, ["sigma", "-5.0", ">= 0"]),  # negative sigma
         ({"image": "lena"}, ["'lena'", "house"]),  # unknown image
         ({"model": "unet"}, ["'unet'", "dip"]),
         ({"width": -1}, ["width", ">= 0"]),
         ({"downsample": 0}, ["downsample", ">= 1"]),  # a factor <= 0
         ({"iterations": 0}, ["iterations", ">= 1"]),
-        ({"lr": 0.0}, ["lr", "positive"]),
+        ({"lr": 0.0}, ["lr", "> 0"]),
         ({"precision": "fp8"}, ["'fp8'", "fp32"]),
         ({"image": "/nowhere/x.png"}, ["/nowhere/x.png", "does not exist"]),
     ],

@@ -92,7 +92,7 @@ def test_chapter_experiment_and_summary():
         ("gp-prior", dict(kernel_width=0), "width"),
         ("gp-prior", dict(kernel_samples=1), "samples"),
         ("gp-prior", dict(kernel_stages=11), "stages"),
-        ("gp-prior", dict(kernel_mode="linear"), "nearest, bilinear or none"),
+        ("gp-prior", dict(kernel_mode="linear"), "one of nearest, bilinear, none"),
         ("gp-prior-samples", dict(size=32, max_offset=12), "too small"),
         ("gp-prior-samples", dict(skip_channels=-1), "skip_channels"),
         ("gp-prior-samples", dict(blocks=0), "blocks"),

@@ -123,7 +123,7 @@ def test_sample_decoder_is_reproducible():
     [
         (dict(length=30, stages=2), "multiple of 4"),
         (dict(kernel_size=4), "odd"),
-        (dict(upsample_mode="linear"), "nearest, bilinear or none .linear interpolation is called bilinear"),
+        (dict(upsample_mode="linear"), "one of nearest, bilinear, none .linear interpolation is called bilinear"),
         (dict(width=0), "width"),
         (dict(in_channels=-1), "in_channels"),
         (dict(stages=11), "stages"),

@@ -19,7 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "dipnb"
 
-PRIMITIVES = ("errors", "runtime", "data", "models", "spectral", "fit", "metrics", "stopping", "ntk", "kernels")
+PRIMITIVES = (
+    "errors", "params", "runtime", "data", "models", "spectral", "fit", "metrics", "stopping", "ntk", "kernels",
+)
 ABOVE_PRIMITIVES = ("experiments", "plots", "widgets", "claims", "plan", "cli", "distributed")
 EXPERIMENT_INFRASTRUCTURE = ("engine", "cache")
 

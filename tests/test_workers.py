@@ -131,3 +131,46 @@ def test_cli_run_refuses_zero_workers(capsys, traced):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "workers=0" in err[0]
     assert _trace(traced) == []
+
+
+class _Asked(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("capacity", {"first_seed": 4}),
+        ("denoising-table", {}),
+        ("stopping-benchmark", {"first_seed": 6, "noise_seed": 2}),
+        ("trajectories-area", {}),
+        ("upsampling", {}),
+        ("upsampling-control", {}),
+        ("gp-prior", {}),
+        ("kernel-view", {}),
+    ],
+)
+def test_a_composite_asks_the_engine_for_the_subruns_its_config_declares(name, overrides, monkeypatch, images):
+    """The sub-runs a composite computes are the ones its config lists (``subruns()``), which the
+    time plan counts too: one list, not two kept in step."""
+    import dipnb.experiments as E
+    from dipnb import plan
+    from dipnb.experiments.engine import Context
+
+    asked = []
+
+    def spy(self, runs):
+        asked.extend((n, dict(o)) for n, o in runs)
+        raise _Asked
+
+    monkeypatch.setattr(Context, "run_many", spy)
+    cfg = E.make_config(name, "quick", **overrides)[0]
+    with pytest.raises(_Asked):
+        E.run_config(name, cfg, cache=False, verbose=False, progress=False, workers=None)
+    assert asked == [(n, dict(o)) for n, o in cfg.subruns()]
+    assert plan._subruns(name, cfg)[0] == asked
+    if "first_seed" in overrides:
+        seeds = sorted({o["seed"] for _, o in asked})
+        assert seeds[0] == overrides["first_seed"], "the runs start at first_seed"
+    if "noise_seed" in overrides:
+        assert {o["noise_seed"] for _, o in asked} == {overrides["noise_seed"]}

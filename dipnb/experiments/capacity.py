@@ -51,7 +51,8 @@ class CapacityConfig(Config):
     model: str = param("conv", one_of=M.MODELS_1D)  # conv | linear (see decoupling-1d)
     vary: str = param("depth", one_of=VARY)  # depth | width: the capacity knob swept
     values: tuple[int, ...] = param((), ge=1, distinct=True)  # the depths or widths; () = the grid named by `grid`
-    runs: int = param(3, ge=1, note="seeds per value")  # seeds 0 .. runs-1 per value (the paper's 10)
+    runs: int = param(3, ge=1, note="seeds per value")  # runs per value (the paper's 10)
+    first_seed: int = param(0, ge=0)  # the runs of a value use seeds first_seed .. first_seed + runs - 1
     grid: str = param("quick", one_of=tuple(GRIDS))  # quick | paper: the grid and fixed sizes for () and 0 below
     width: int = param(0, ge=0, note="0 = the grid's")  # the fixed width while depth varies; 0 = the grid's
     depth: int = param(0, ge=0, note="0 = the paper's 10")  # the fixed depth while width varies; 0 = the paper's 10
@@ -83,6 +84,11 @@ class CapacityConfig(Config):
             model=self.model, seed=seed, length=self.length, k1=self.k1, k2=self.k2, delta=self.delta,
             iterations=self.iterations, lr=self.lr, batch_norm=self.batch_norm, scales=-1, **sizes,
         )
+
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The ``decoupling-1d`` runs of the sweep, value by value, then seed by seed."""
+        seeds = range(self.first_seed, self.first_seed + self.runs)
+        return [("decoupling-1d", self.overrides(v, s)) for v in self.values for s in seeds]
 
     def run_config(self, value: int, seed: int):
         """The validated ``decoupling-1d`` config of one sub-run (raises :class:`ConfigError`)."""
@@ -152,7 +158,7 @@ def capacity(cfg: CapacityConfig, ctx: Context) -> dict:
     se = np.zeros((V, R, 2, cfg.iterations), dtype=np.float32)  # SE curves of every run
     seconds = np.zeros((V, R))
     iterations = None
-    runs = ctx.run_many(("decoupling-1d", cfg.overrides(v, r)) for v in cfg.values for r in range(R))
+    runs = ctx.run_many(cfg.subruns())
     for (j, r), res in zip(itertools.product(range(V), range(R)), runs, strict=True):
         d = res.data
         iterations = d["iterations"]
@@ -180,7 +186,8 @@ def capacity(cfg: CapacityConfig, ctx: Context) -> dict:
 
 
 def run_data(data: dict, value: int, seed: int = 0) -> dict:
-    """One sub-run's SE curves in the form :func:`dipnb.plots.decoupling.plot_se` takes."""
+    """One sub-run's SE curves in the form :func:`dipnb.plots.decoupling.plot_se` takes; ``seed``
+    counts the runs of a value from 0 (the run with seed ``first_seed + seed``)."""
     j = list(np.asarray(data["values"]).tolist()).index(value)
     t = data["convergence"][j, seed]
     return {

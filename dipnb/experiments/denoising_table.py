@@ -83,6 +83,14 @@ class DenoisingTableConfig(Config):
     relunet_records: int = param(300, ge=1)  # PSNR records per ReLUNet run: each predicts the whole image
     frames: int = param(30, ge=0)  # outputs stored along the trajectory of seed 0 of dip and relunet (Fig. 7)
 
+    def units(self) -> list[tuple[str, str, int]]:
+        """``(image, model, seed)`` of every cell run, in the order of :meth:`subruns`."""
+        return list(itertools.product(self.images, self.models, range(self.seeds)))
+
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The ``denoising`` run of every image, model and seed (see :func:`unit_overrides`)."""
+        return [("denoising", unit_overrides(self, *u)) for u in self.units()]
+
 
 def unit_overrides(cfg: DenoisingTableConfig, image: str, model: str, seed: int) -> dict:
     """The parameters of the ``denoising`` run behind one cell of the table (one seed).
@@ -169,9 +177,7 @@ def denoising_table(cfg: DenoisingTableConfig, ctx: Context) -> dict:
     best_ssim = {m: {i: [] for i in cfg.images} for m in cfg.models}
     seconds = {m: {i: [] for i in cfg.images} for m in cfg.models}
     noisy_psnr, noisy_ssim, shapes = {}, {}, {}
-    units = list(itertools.product(cfg.images, cfg.models, range(cfg.seeds)))
-    runs = ctx.run_many(("denoising", unit_overrides(cfg, *u)) for u in units)
-    for (image, model, _), r in zip(units, runs, strict=True):
+    for (image, model, _), r in zip(cfg.units(), ctx.run_many(cfg.subruns()), strict=True):
         d = r.data
         best[model][image].append(d["best_psnr"])
         best_it[model][image].append(d["best_iteration"])

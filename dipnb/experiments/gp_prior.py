@@ -348,6 +348,20 @@ class GPPriorConfig(Config):
         self.samples_config(max(self.depths), self.modes[0])
         self.kernel_config()
 
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The smoothness sweep (mode by mode, depth by depth), the samples shown, then the 1D kernel."""
+
+        def samples(depth: int, mode: str) -> tuple[str, dict]:
+            c = self.samples_config(depth, mode)
+            return "gp-prior-samples", {"size": c.size, "depth": depth, "width": c.width, "upsample_mode": mode,
+                                        "samples": c.samples, "seed": c.seed}
+
+        k = self.kernel_config()
+        kernel = ("gp-prior-kernel", {"width": k.width, "samples": k.samples, "seed": k.seed, "stages": k.stages,
+                                      "upsample_mode": k.upsample_mode})
+        return [*(samples(d, m) for m in self.modes for d in self.depths),
+                samples(self.depth, self.upsample_mode), kernel]
+
     def samples_config(self, depth: int, mode: str) -> SamplesConfig:
         return SamplesConfig(size=self.size, depth=depth, width=self.width, upsample_mode=mode,
                              samples=self.samples, seed=self.seed)
@@ -396,20 +410,11 @@ def _summary(data: dict, cfg: GPPriorConfig) -> dict:
 def gp_prior(cfg: GPPriorConfig, ctx: Context) -> dict:
     """The DIP at initialisation: samples, spectrum, covariance, 1D kernel theory, smoothness sweep."""
 
-    def samples(depth, mode) -> tuple[str, dict]:
-        c = cfg.samples_config(depth, mode)
-        return "gp-prior-samples", {"size": c.size, "depth": depth, "width": c.width, "upsample_mode": mode,
-                                    "samples": c.samples, "seed": c.seed}
-
     def brief(d: dict) -> dict:  # what the sweep keeps of one grid point
         return {**{k: d[k] for k in SWEEP_KEYS}, "examples": d["examples"][:2]}
 
     grid = [(mode, d) for mode in cfg.modes for d in cfg.depths]
-    k = cfg.kernel_config()
-    kernel = ("gp-prior-kernel", {"width": k.width, "samples": k.samples, "seed": k.seed, "stages": k.stages,
-                                  "upsample_mode": k.upsample_mode})
-    *swept, main, kern = ctx.run_many([*(samples(d, mode) for mode, d in grid),
-                                       samples(cfg.depth, cfg.upsample_mode), kernel])
+    *swept, main, kern = ctx.run_many(cfg.subruns())
     sweep: dict[str, dict] = {mode: {} for mode in cfg.modes}
     for (mode, d), res in zip(grid, swept, strict=True):
         sweep[mode][d] = brief(res.data)

@@ -85,6 +85,10 @@ class KernelViewConfig(KernelSpectrumConfig):
                 "or a zero output already counts as converged"
             )
 
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The ``kernel-spectrum`` run of the same net (the fits are computed here)."""
+        return [("kernel-spectrum", self.kernel_config())]
+
     def kernel_config(self) -> dict:
         """The fields of the kernel sub-experiment."""
         names = {f.name for f in fields(KernelSpectrumConfig)}
@@ -343,15 +347,15 @@ def _run_adam(cfg: KernelViewConfig, ctx: Context, model, z, y, ks) -> dict:
     config=KernelViewConfig,
     profiles={
         # quick: width 64 (113k parameters), GD at a quarter of the stable step: ~1,000 steps for 50 cycles
-        "quick": {"length": 256, "width": 64, "gd_iterations": 1500, "adam_iterations": 300},
-        "paper": {"length": 256, "width": 256, "gd_iterations": 3000, "adam_iterations": 500},
+        "quick": {"width": 64, "gd_iterations": 1500, "adam_iterations": 300},  # length: the default 256
+        "paper": {"width": 256, "gd_iterations": 3000, "adam_iterations": 500},
         "colab": "paper",
     },
     summary=_summary,
 )
 def kernel_view(cfg: KernelViewConfig, ctx: Context) -> dict:
     """Predict each frequency's convergence time from the tangent kernel and measure it (GD, Adam)."""
-    kern = ctx.run("kernel-spectrum", **cfg.kernel_config()).data
+    kern = ctx.run_many(cfg.subruns())[0].data
     ks = np.asarray(cfg.frequencies)
     pred = predict(kern, ks, amplitude=cfg.amplitude, delta=cfg.delta, step_fraction=cfg.step_fraction,
                    horizon=cfg.gd_iterations)

@@ -101,9 +101,9 @@ def _write_output(res: Result) -> None:
     config=StoppingConfig,
     profiles={
         # quick: every test image at about 64x64 (house 256 / 4, the 512-pixel ones / 8)
-        "quick": {"width": 64, "iterations": 300, "downsample": 4, "size": 64},
-        "paper": {"width": 128, "iterations": 3000, "downsample": 4, "record_every": 10},
-        "colab": {"width": 128, "iterations": 1000, "downsample": 4, "record_every": 10},
+        "quick": {"width": 64, "iterations": 300, "size": 64},
+        "paper": {"width": 128, "iterations": 3000, "record_every": 10},  # downsample: the default 4
+        "colab": {"width": 128, "iterations": 1000, "record_every": 10},
     },
     summary=_summary,
     after=_write_output,
@@ -156,6 +156,8 @@ class StoppingBenchmarkConfig(Config):
     tune_images: tuple[str, ...] = param(("house", "baboon"), check=D.check_image, min_len=1)  # rules tuned on these
     score_images: tuple[str, ...] = param(("f16", "peppers", "kodim03"), check=D.check_image, min_len=1)  # scored on
     seeds: int = param(3, ge=1)  # independent seeds (pairs of runs) per image
+    first_seed: int = param(0, ge=0)  # an image's runs use seeds first_seed .. first_seed + seeds - 1
+    noise_seed: int = param(0, ge=0)  # seeds the noise added to every image
     sigma: float = param(25.0, gt=0, note="in units of 1/255; scored against the clean image")  # noise std
     width: int = param(64, ge=1)  # channels of the skip net
     iterations: int = 600  # optimisation steps per run
@@ -167,6 +169,14 @@ class StoppingBenchmarkConfig(Config):
         overlap = set(self.tune_images) & set(self.score_images)
         if overlap:
             raise ConfigError(f"an image cannot be both tuned and scored on: {sorted(overlap)}")
+
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The ``stopping`` runs: the tuning images, then the scoring images, seed by seed."""
+        shared = {"sigma": self.sigma, "noise_seed": self.noise_seed, "width": self.width,
+                  "iterations": self.iterations, "downsample": self.downsample, "size": self.size,
+                  "record_every": self.record_every}
+        return [("stopping", {"image": im, "seed": self.first_seed + s, **shared})
+                for im in (*self.tune_images, *self.score_images) for s in range(self.seeds)]
 
 
 def _loss(traj: dict, i: int) -> float:
@@ -218,13 +228,10 @@ def _bench_summary(data: dict, cfg) -> dict:
 )
 def stopping_benchmark(cfg: StoppingBenchmarkConfig, ctx: Context) -> dict:
     """Tune each stopping rule on some images, then score it against the oracle on the others."""
-    shared = {"sigma": cfg.sigma, "width": cfg.width, "iterations": cfg.iterations, "downsample": cfg.downsample,
-              "size": cfg.size, "record_every": cfg.record_every}
-    units = [(im, s) for im in (*cfg.tune_images, *cfg.score_images) for s in range(cfg.seeds)]
-    runs = ctx.run_many(("stopping", {"image": im, "seed": s, **shared}) for im, s in units)
     by_image: dict[str, list[dict]] = {}
-    for (im, _), r in zip(units, runs, strict=True):
-        by_image.setdefault(im, []).append(r.data)
+    subs = cfg.subruns()
+    for (_, sub), r in zip(subs, ctx.run_many(subs), strict=True):
+        by_image.setdefault(sub["image"], []).append(r.data)
     tune_t = {im: by_image[im] for im in cfg.tune_images}
     score_t = {im: by_image[im] for im in cfg.score_images}
     tuned, tune_loss = {}, {}

@@ -462,6 +462,10 @@ class AreaConfig(Config):
         for a in self.areas[:1]:  # every sub-run's config is valid if one is (they differ in image only)
             TrajectoriesConfig(**self.sub_config(a))
 
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The ``trajectories`` run of every area, in order."""
+        return [("trajectories", self.sub_config(a)) for a in self.areas]
+
     def image(self, area: float) -> str:
         """The image name of one area."""
         return f"triangle-{area:.1f}" if self.source == "files" else f"{SYNTHETIC_PREFIX}{area:g}"
@@ -517,7 +521,7 @@ def trajectories_area(cfg: AreaConfig, ctx: Context) -> dict:
     """Two runs on the triangle with a high-frequency pattern over each area: divergence vs area."""
     eps, smooth, div, first, peak, targets = [], [], [], [], [], []
     iterations = None
-    for res in ctx.run_many(("trajectories", cfg.sub_config(a)) for a in cfg.areas):
+    for res in ctx.run_many(cfg.subruns()):
         d = res.data
         iterations = d["iterations"]
         eps.append(d["eps"])

@@ -225,6 +225,14 @@ class UpsamplingConfig(Config):
             raise ConfigError(f"n_bands={self.n_bands} is more than half the image side ({min(h, w)}): use fewer")
         self.fit_config()  # iterations, lr, record_every, snapshot_every
 
+    def subruns(self) -> list[tuple[str, dict]]:
+        """With two strides, each is its own ``upsampling`` run (smaller stride first); with one,
+        none: the run fits itself."""
+        if self.stride == self.base_stride:
+            return []
+        return [("upsampling", {**asdict(self), "stride": s, "base_stride": s})
+                for s in sorted({self.base_stride, self.stride})]
+
     def fit_config(self) -> FitConfig:
         return FitConfig.of(self, checkpoint_every=max(self.record_every, 100))
 
@@ -308,12 +316,11 @@ SIZES = {
 @experiment("upsampling", config=UpsamplingConfig, profiles=SIZES, summary=_summary, version=2)
 def upsampling(cfg: UpsamplingConfig, ctx: Context) -> dict:
     """Responses of an upsampler and a decoder fitted with a small and a large stride (Fig. 4)."""
-    if cfg.stride == cfg.base_stride:
+    if not cfg.subruns():
         runs = {cfg.stride: _fit_one(cfg, ctx)}
     else:  # each stride is its own cached sub-run
         runs = {}
-        strides = sorted({cfg.base_stride, cfg.stride})
-        for sub in ctx.run_many(("upsampling", {**asdict(cfg), "stride": s, "base_stride": s}) for s in strides):
+        for sub in ctx.run_many(cfg.subruns()):
             runs.update(sub.data["runs"])
     target = load_target(cfg)
     return {
@@ -357,6 +364,10 @@ class UpsamplingControlConfig(Config):
         for v in CONTROL_VARIANTS:  # every sub-run must be valid before anything runs
             UpsamplingConfig(**self.sub_config(v, 0))
 
+    def subruns(self) -> list[tuple[str, dict]]:
+        """The ``upsampling`` run of every variant (in :data:`CONTROL_VARIANTS` order) and seed."""
+        return [("upsampling", self.sub_config(v, s)) for v in CONTROL_VARIANTS for s in range(self.seeds)]
+
     def sub_config(self, variant: str, seed: int) -> dict:
         """The ``upsampling`` parameters of one variant and seed (a single run each).
 
@@ -396,7 +407,7 @@ def upsampling_control(cfg: UpsamplingControlConfig, ctx: Context) -> dict:
     hf, top, final_psnr, top_err = (np.zeros((V, S)) for _ in range(4))
     hf_curves, fitted_curves = [], []
     iterations = None
-    subs = iter(ctx.run_many(("upsampling", cfg.sub_config(v, s)) for v in CONTROL_VARIANTS for s in range(S)))
+    subs = iter(ctx.run_many(cfg.subruns()))
     for i in range(V):
         hc, fc = [], []
         for s in range(S):
