@@ -36,7 +36,10 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Config", "Constraint", "param", "validate", "convert", "describe", "type_name"]
+__all__ = [
+    "Config", "Constraint", "param", "validate", "matches", "convert", "convert_all", "describe", "describe_bounds",
+    "type_name",
+]
 
 
 @dataclass(frozen=True)
