@@ -87,9 +87,11 @@ $(ASSETS_STAMP): $(NODE_STAMP) tools/site_assets.py | $(STAMP)
 assets: $(ASSETS_STAMP)
 
 # Jupyter Book re-executes a chapter only when its code cells change. When the package changes,
-# forget its execution cache so every chapter runs again (the experiments' results stay cached).
+# forget its execution cache so every chapter runs again (the experiments' results stay cached),
+# and Sphinx's record of the pages it has read: without that it reads, and so executes, only the
+# pages whose sources changed, and the others keep the outputs of the old package.
 $(PKG_STAMP): $(shell find dipnb -name '*.py' 2>/dev/null)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	@mkdir -p _build && touch $@
 
 book: $(STAMP) $(ASSETS_STAMP) $(PKG_STAMP)
