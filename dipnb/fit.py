@@ -165,9 +165,14 @@ def _is_conv2d_model(model: nn.Module) -> bool:
 
 
 def _optimizers(models: Sequence[nn.Module], cfg: FitConfig) -> list[torch.optim.Optimizer]:
+    # foreach: one call per operation over all of a model's tensors instead of a Python loop over
+    # them. It gives the same numbers, bit for bit, as PyTorch's CPU default (tests/test_fit.py),
+    # and takes Adam from about 8.5 to 5 ms a step for the 64-channel skip net on a 2-core CPU.
+    # fused=True would be faster still, but it rounds differently, and Adam amplifies that: the
+    # trajectories, and every stored result, would change.
     if cfg.optimizer == "adam":
-        return [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
-    return [torch.optim.SGD(m.parameters(), lr=cfg.lr, momentum=0.0) for m in models]
+        return [torch.optim.Adam(m.parameters(), lr=cfg.lr, foreach=True) for m in models]
+    return [torch.optim.SGD(m.parameters(), lr=cfg.lr, momentum=0.0, foreach=True) for m in models]
 
 
 def _fingerprint(cfg: FitConfig, models: Sequence[nn.Module], inputs: Sequence[torch.Tensor], target) -> dict:

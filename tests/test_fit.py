@@ -231,6 +231,31 @@ def test_same_seed_same_trajectory(problem, one_thread):
     assert not np.array_equal(a.loss, c.loss), "another seed, another trajectory"
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_optimizer_gives_the_numbers_of_pytorchs_default_implementation(problem, one_thread, optimizer):
+    """fit's optimizers are PyTorch's, as a plain loop with their default (per-tensor) CPU
+    implementation computes them, bit for bit: choosing a faster implementation changed no number."""
+    clean, noisy, z = problem
+    cfg = FitConfig(iterations=30, lr=0.01, optimizer=optimizer, record_every=29, channels_last=False)
+    got = fit(_skip(5), z, noisy, cfg)
+
+    m = _skip(5)
+    m.train()
+    if optimizer == "adam":
+        opt = torch.optim.Adam(m.parameters(), lr=0.01, foreach=False)
+    else:
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.0, foreach=False)
+    tgt = torch.as_tensor(noisy)[None]
+    for _ in range(cfg.iterations):
+        opt.zero_grad(set_to_none=True)
+        out = m(z)
+        loss = F.mse_loss(out, tgt)
+        loss.backward()
+        opt.step()
+    np.testing.assert_array_equal(got.final, out.detach().numpy())
+    assert got.loss[0, -1] == float(loss)
+
+
 def test_channels_last_matches_contiguous(problem):
     clean, noisy, z = problem
     cfg = dict(iterations=20, lr=0.01, record_every=5)
