@@ -146,6 +146,8 @@ def _cmd_sweep(args) -> int:
     fixed = _parse_sets(args.name, args.set or [])
     if args.scheduler and args.local_cluster:
         raise ValueError("give --scheduler or --local-cluster, not both")
+    if args.workers is not None and (args.scheduler or args.local_cluster):
+        raise ValueError("--workers is for local worker processes: give it without --scheduler or --local-cluster")
     if args.local_cluster is not None and args.local_cluster < 1:
         raise ValueError(f"--local-cluster must be >= 1 workers, got {args.local_cluster}")
     if args.scheduler or args.local_cluster:
@@ -159,8 +161,8 @@ def _cmd_sweep(args) -> int:
         ctx = nullcontext(None)
     with ctx as executor:
         results = sweep(
-            args.name, grid, profile=args.profile, executor=executor, errors="collect",
-            progress=not args.quiet, **fixed,
+            args.name, grid, profile=args.profile, errors="collect", progress=not args.quiet,
+            workers=executor if executor is not None else args.workers, **fixed,
         )
     grid_keys = [x for key in grid for x in (key if isinstance(key, tuple) else (key,))]
     rows, failures = [], []
@@ -390,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address, e.g. tcp://host:8786")
     s.add_argument("--local-cluster", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
     s.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per local worker (default 1)")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="without a cluster: the uncached configs in N local processes, one torch thread each, "
+                        "on a CPU; 1: here, one after another (default DIPNB_WORKERS, else one per core)")
     s.add_argument("--json", metavar="PATH", help="write every config and summary as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

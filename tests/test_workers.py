@@ -174,3 +174,36 @@ def test_a_composite_asks_the_engine_for_the_subruns_its_config_declares(name, o
         assert seeds[0] == overrides["first_seed"], "the runs start at first_seed"
     if "noise_seed" in overrides:
         assert {o["noise_seed"] for _, o in asked} == {overrides["noise_seed"]}
+
+
+@pytest.mark.slow
+def test_a_single_missing_subrun_is_computed_here_not_in_a_new_worker(traced, tmp_path, one_thread):
+    store = ResultStore(tmp_path / "r")
+    first = dict(TINY_CAPACITY, values=(4,))
+    dipnb.run("capacity", profile="quick", store=store, workers=1, **first)  # depth 4, both seeds
+    traced.unlink()
+    dipnb.run("capacity", profile="quick", store=store, workers=2, **dict(first, runs=3))  # adds seed 2
+    rows = _trace(traced)
+    assert [n for n, _, _ in rows] == ["decoupling-1d", "capacity"]
+    assert all(pid == os.getpid() for _, _, pid in rows), "one missing sub-run: no worker process"
+
+
+@pytest.mark.slow
+def test_sweep_computes_in_local_workers_and_gives_the_numbers_computed_here(traced, tmp_path, one_thread):
+    grid = {"depth": [4, 6], "seed": [0, 1]}
+    fixed = dict(model="conv", iterations=30, width=16, profile="quick", progress=False)
+    here = dipnb.sweep("decoupling-1d", grid, store=ResultStore(tmp_path / "here"), workers=1, **fixed)
+    assert {pid for _, _, pid in _trace(traced)} == {os.getpid()}
+    traced.unlink()
+    pooled = dipnb.sweep("decoupling-1d", grid, store=ResultStore(tmp_path / "pooled"), workers=2, **fixed)
+    pids = [pid for _, _, pid in _trace(traced)]
+    assert len(pids) == 4 and os.getpid() not in pids and len(set(pids)) == 2
+    for a, b in zip(here, pooled, strict=True):
+        assert a.config == b.config
+        np.testing.assert_array_equal(a.data["se"], b.data["se"])
+
+
+def test_sweep_refuses_an_executor_and_workers_together(traced):
+    with ThreadPoolExecutor(1) as ex, pytest.raises(ConfigError, match="not both"):
+        dipnb.sweep("decoupling-1d", {"seed": [0, 1]}, executor=ex, workers=2, iterations=5)
+    assert _trace(traced) == []

@@ -104,6 +104,11 @@ class Workers:
         self._executor = executor
         self._own = executor is None
 
+    @property
+    def local(self) -> bool:
+        """True for worker processes this object starts itself, False for a given executor."""
+        return self._own
+
     def executor(self) -> Executor:
         if self._executor is None:
             import multiprocessing
@@ -221,7 +226,8 @@ class Context:
         Where this run has workers (:func:`run`'s ``workers``, ``DIPNB_WORKERS``, or an executor
         such as a Dask cluster's), the sub-runs not in the cache are computed there first,
         through :func:`sweep`, each stored in the cache as it arrives; otherwise they run here,
-        one after another, as :meth:`run` runs them.
+        one after another, as :meth:`run` runs them. A single missing sub-run also runs here,
+        with all of this process's threads, rather than in one new local worker with one.
 
         Returns:
             One :class:`Result` per sub-run, in the order given.
@@ -237,9 +243,9 @@ class Context:
                     by_name.setdefault(n, {})[repr(sorted(ov.items()))] = ov
             for n, unique in by_name.items():
                 done = _sweep_combos(
-                    n, list(unique.values()), profile=self.profile, executor=self.workers.executor(),
+                    n, list(unique.values()), profile=self.profile, workers=self.workers,
                     store=self.store, progress=self.progress, errors="raise", verbose=False,
-                    smoke=self.smoke, threads=self.workers.threads,
+                    smoke=self.smoke,
                 )
                 for res in done:
                     self._note_peak(res)
@@ -833,14 +839,18 @@ def sweep(
     progress: bool | None = None,
     errors: str = "raise",
     verbose: bool = True,
+    workers: int | Executor | Workers | None = None,
     **fixed,
 ) -> list[Result | SweepFailure]:
     """Run ``name`` for every combination of ``grid`` (a dict of lists), with ``fixed`` values.
 
     Every config is built and validated first, so a bad value is reported before anything
-    runs. Configs already in the cache are loaded; the others run one after another in this
-    process, or on ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask cluster's:
-    see :mod:`dipnb.distributed`). Each result is stored in this process's cache as soon as it
+    runs. Configs already in the cache are loaded; the others run on ``executor`` (any
+    :class:`concurrent.futures.Executor`, e.g. a Dask cluster's: see :mod:`dipnb.distributed`),
+    or else where ``workers`` says, as for :func:`run`: by default (``DIPNB_WORKERS``, else
+    ``auto``) in one local worker process per core with one torch thread each, on a CPU with two
+    or more cores and when two or more configs are left to compute; otherwise one after another
+    in this process. Each result is stored in this process's cache as soon as it
     arrives, so an interrupted sweep resumes where it stopped and nothing finished is lost.
     Workers that can write to this cache store each result themselves before returning it (see
     :func:`compute_task`), so a run finished on a worker that then dies is not computed again.
@@ -855,9 +865,13 @@ def sweep(
     """
     if errors not in ("raise", "collect"):
         raise ConfigError(f"errors must be 'raise' or 'collect', got {errors!r}")
+    if executor is not None and workers is not None:
+        raise ConfigError("give executor= or workers=, not both (workers= also takes an executor)")
     combos = [dict(fixed, **c) for c in grid_combinations(grid)]
-    return _sweep_combos(name, combos, profile=profile, executor=executor, store=store, progress=progress,
-                         errors=errors, verbose=verbose)
+    smoke = _smoke_env()
+    with use_workers(executor if executor is not None else workers, pick_device(None), smoke=smoke) as pool:
+        return _sweep_combos(name, combos, profile=profile, workers=pool, store=store, progress=progress,
+                             errors=errors, verbose=verbose, smoke=smoke)
 
 
 def _sweep_combos(
@@ -865,16 +879,15 @@ def _sweep_combos(
     combos: list[dict],
     *,
     profile: str | None,
-    executor: Executor | None,
+    workers: Workers | None,
     store: ResultStore | None,
     progress: bool | None,
     errors: str,
     verbose: bool,
     smoke: bool = False,
-    threads: int | None = None,
 ) -> list[Result | SweepFailure]:
-    """:func:`sweep` over a list of parameter dicts (``threads``: torch threads per task, for
-    local worker processes; ``smoke``: smoke runs, cached apart, as :func:`run` makes them)."""
+    """:func:`sweep` over a list of parameter dicts (``workers``: where the configs not cached
+    run, None for here; ``smoke``: smoke runs, cached apart, as :func:`run` makes them)."""
     store = store or ResultStore()
     prof, reason = resolve_profile(profile)
     results: list[Result | SweepFailure | None] = [None] * len(combos)
@@ -896,6 +909,13 @@ def _sweep_combos(
         else:
             todo.append(i)
     n_bad = sum(isinstance(r, SweepFailure) for r in results)
+    # Local worker processes pay a start-up (a new interpreter importing torch) and give each run
+    # one thread: for a single run, this process with all its threads is faster. An executor the
+    # caller gave (a Dask cluster's) is always used.
+    executor = None
+    if workers is not None and (len(todo) >= 2 or not workers.local):
+        executor = workers.executor()
+    threads = workers.threads if workers is not None else None
     if verbose:
         _log(
             f"{name} [profile {prof} ({reason})]: sweep of {len(combos)} configs: "
