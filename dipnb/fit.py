@@ -167,7 +167,7 @@ def _is_conv2d_model(model: nn.Module) -> bool:
 def _optimizers(models: Sequence[nn.Module], cfg: FitConfig) -> list[torch.optim.Optimizer]:
     # foreach: one call per operation over all of a model's tensors instead of a Python loop over
     # them. It gives the same numbers, bit for bit, as PyTorch's CPU default (tests/test_fit.py),
-    # and takes Adam from about 8.5 to 5 ms a step for the 64-channel skip net on a 2-core CPU.
+    # and Adam's step is 1.1-1.7x faster for the book's skip nets (benchmarks/optimizer.py).
     # fused=True would be faster still, but it rounds differently, and Adam amplifies that: the
     # trajectories, and every stored result, would change.
     if cfg.optimizer == "adam":
